@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first
+# (Icarus from apt when missing, a venv in .venv, torch 2.13.0 CPU, then the project pinned).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.leopard-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test test-all lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@command -v iverilog >/dev/null || { echo "installing iverilog (apt)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog >/dev/null; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/leopard demo
+
+test: setup
+	$(BIN)/pytest -n auto -q
+
+test-all: setup
+	$(BIN)/pytest -n auto -q -m "slow or not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build runs .pytest_cache

@@ -1,0 +1,40 @@
+"""The ``leopard`` command line: one subcommand per step of the flow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from leopard.hw.errors import LeopardError
+from leopard.scripts import demo, golden_commands
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="leopard",
+        description="Learned runtime attention pruning: golden model, RTL, verification, training.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in (golden_commands, demo):
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; user errors print one line and return 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except LeopardError as error:
+        print(f"leopard {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"leopard {args.command}: interrupted", file=sys.stderr)
+        return 130

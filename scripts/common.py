@@ -1,0 +1,42 @@
+"""Options and checks shared by the commands: the engine config and the trace it must agree with."""
+
+from __future__ import annotations
+
+import argparse
+
+from leopard.hw.config import EngineConfig, preset
+from leopard.hw.errors import LeopardError
+from leopard.model import trace as trace_file
+
+
+def add_config_options(parser: argparse.ArgumentParser, *, default: str | None = "minilm") -> None:
+    """``--preset NAME`` or ``--config FILE.json`` (mutually exclusive)."""
+    group = parser.add_mutually_exclusive_group()
+    hint = f" (default: {default})" if default else ""
+    group.add_argument("--preset", metavar="NAME", help=f"named engine config{hint}")
+    group.add_argument("--config", metavar="FILE", help="engine config as JSON")
+    parser.set_defaults(default_preset=default)
+
+
+def config_from_args(args: argparse.Namespace) -> EngineConfig | None:
+    """The config the options name, the default preset when none is given, or None without default."""
+    if args.config:
+        return EngineConfig.load(args.config)
+    if args.preset:
+        return preset(args.preset)
+    return preset(args.default_preset) if args.default_preset else None
+
+
+def load_trace(args: argparse.Namespace) -> trace_file.Trace:
+    """The ``--trace`` file, refused when ``--preset``/``--config`` names a different config."""
+    trace = trace_file.load(args.trace)
+    given = config_from_args(args)
+    if given is not None and given != trace.config:
+        own, other = trace.config.to_dict(), given.to_dict()
+        diffs = ", ".join(f"{k} {own[k]} vs {other[k]}" for k in sorted(own) if own[k] != other[k])
+        option = f"--preset {args.preset}" if args.preset else f"--config {args.config}"
+        raise LeopardError(
+            f"trace {args.trace} was made for another config than {option} ({diffs}); "
+            "drop the option or regenerate the trace"
+        )
+    return trace

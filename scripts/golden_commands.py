@@ -1,0 +1,91 @@
+"""Commands around the golden model: ``config``, ``trace-random``, ``golden``, ``bench-golden``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from leopard.hw.files import write_atomic, write_json
+from leopard.model import cycles, golden, report, synthetic
+from leopard.model import trace as trace_file
+from leopard.scripts.common import add_config_options, config_from_args, load_trace
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("config", help="print an engine config as JSON")
+    add_config_options(parser)
+    parser.add_argument("--out", metavar="FILE", help="also write it to FILE")
+    parser.set_defaults(run=run_config)
+
+    parser = commands.add_parser("trace-random", help="write a synthetic attention trace")
+    add_config_options(parser)
+    parser.add_argument("--out", required=True, metavar="FILE.npz")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--problems", type=int, default=4)
+    parser.add_argument("--length", type=int, help="tokens per problem (default: max_seq_len)")
+    parser.add_argument("--prune-fraction", type=float, default=0.8)
+    parser.add_argument("--causal", action="store_true")
+    parser.set_defaults(run=run_trace_random)
+
+    parser = commands.add_parser("golden", help="run the golden model on a trace, write its report")
+    add_config_options(parser, default=None)
+    parser.add_argument("--trace", required=True, metavar="FILE.npz")
+    parser.add_argument("--out", required=True, metavar="REPORT.json")
+    parser.set_defaults(run=run_golden)
+
+    parser = commands.add_parser("bench-golden", help="measure the golden model's throughput")
+    add_config_options(parser)
+    parser.add_argument("--problems", type=int, default=16)
+    parser.add_argument("--length", type=int, help="tokens per problem (default: max_seq_len)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/bench-golden.json", metavar="FILE.json")
+    parser.set_defaults(run=run_bench_golden)
+
+
+def run_config(args: argparse.Namespace) -> None:
+    text = config_from_args(args).to_json()
+    print(text, end="")
+    if args.out:
+        write_atomic(args.out, text)
+
+
+def run_trace_random(args: argparse.Namespace) -> None:
+    cfg = config_from_args(args)
+    trace = synthetic.random_trace(
+        cfg, seed=args.seed, problems=args.problems, length=args.length,
+        prune_fraction=args.prune_fraction, causal=args.causal,
+    )
+    trace_file.save(trace, args.out)
+    print(f"wrote {args.out}: {trace.count} problems of {trace.q.shape[1]} tokens")
+
+
+def run_golden(args: argparse.Namespace) -> None:
+    trace = load_trace(args)
+    figures = report.golden_report(trace.config, trace.problems())
+    print(report.table(figures))
+    write_json(args.out, figures)
+    print(f"wrote {args.out}")
+
+
+def run_bench_golden(args: argparse.Namespace) -> None:
+    cfg = config_from_args(args)
+    trace = synthetic.random_trace(cfg, seed=args.seed, problems=args.problems, length=args.length)
+    problems = trace.problems()
+    start = time.perf_counter()
+    result = golden.run(cfg, problems)
+    model_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    cycles.frontend_cycles(result.planes, result.visible, problems.valid_len, cfg.lanes)
+    cycle_seconds = time.perf_counter() - start
+    keys = int(result.visible.sum())
+    figures = {
+        "keys": keys,
+        "golden_seconds": round(model_seconds, 4),
+        "golden_keys_per_second": round(keys / model_seconds),
+        "cycle_model_seconds": round(cycle_seconds, 4),
+        "cycle_model_keys_per_second": round(keys / cycle_seconds),
+    }
+    print(report.table(figures))
+    write_json(Path(args.out), figures)
+    print(f"wrote {args.out}")

@@ -1,0 +1,59 @@
+"""Plain-Python references, written independently of the vectorized golden model, one key or one
+query at a time, straight from BRIEF §1 and docs/arithmetic.md."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+
+def lane(q: list[int], k: list[int], theta: int, bits: int, dense: bool = False) -> tuple[int, bool]:
+    """(planes processed, kept) of one key streamed MSB first through the exact bound."""
+    positive = sum(max(x, 0) for x in q)
+    acc = 0
+    for step in range(bits):
+        r = bits - 1 - step
+        plane = [(x >> r) & 1 for x in k]
+        partial = sum(a * b for a, b in zip(q, plane, strict=True))
+        acc = 2 * acc + (-partial if step == 0 else partial)
+        bound = acc * 2**r + (2**r - 1) * positive
+        if not dense and bound < theta:
+            return step + 1, False
+    assert acc == sum(a * b for a, b in zip(q, k, strict=True))
+    return bits, dense or acc >= theta
+
+
+def softmax_query(
+    scores: list[int], values: list[list[int]], mantissa: int, shift: int, cfg
+) -> tuple[list[int], list[int]]:
+    """(probabilities, output) of one query over its kept keys, per docs/arithmetic.md."""
+    if not scores:
+        return [], [0] * cfg.head_dim
+    X, E = cfg.exp_index_bits, cfg.exp_frac_bits
+    rx, rb = cfg.recip_index_bits, cfg.recip_bits
+    top = max(scores)
+    exps = []
+    for s in scores:
+        y = (top - s) * mantissa
+        z = (y + 2 ** (shift - X - 1)) >> (shift - X)
+        n, f = z >> X, z % 2**X
+        table = math.floor(2**E * 2.0 ** (-f / 2**X) + 0.5)
+        exps.append(table >> n if n <= E else 0)
+    total = sum(exps)
+    k = total.bit_length() - 1
+    index = (total >> (k - rx)) - 2**rx
+    recip = round_half_up(2**rb, 1 + (index + 0.5) / 2**rx)
+    probs = [(e * recip + 2 ** (rb + k - cfg.prob_frac_bits - 1)) >> (rb + k - cfg.prob_frac_bits)
+             for e in exps]
+    shift_out = rb + k - cfg.out_frac_bits
+    out = []
+    for d in range(cfg.head_dim):
+        acc = sum(e * row[d] for e, row in zip(exps, values, strict=True))
+        out.append((acc * recip + 2 ** (shift_out - 1)) >> shift_out)
+    return probs, out
+
+
+def round_half_up(numerator: int, denominator: float) -> int:
+    """round(numerator / denominator), half up, exactly for a dyadic rational denominator."""
+    value = Fraction(numerator) / Fraction(denominator)
+    return math.floor(value + Fraction(1, 2))
