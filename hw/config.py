@@ -15,6 +15,7 @@ from typing import Any
 from .errors import LeopardError
 
 SCALE_SHIFT_BITS = 6
+MIN_BUS_WIDTH = 22
 
 
 class ConfigError(LeopardError):
@@ -120,7 +121,7 @@ class EngineConfig:
                 f"the output accumulator times the reciprocal needs {accumulator} bits (over 62): "
                 "narrow max_seq_len, exp_frac_bits, v_bits or recip_bits"
             )
-        widest = max(self.score_bits, self.scale_mantissa_bits + SCALE_SHIFT_BITS)
+        widest = max(MIN_BUS_WIDTH, self.score_bits, self.scale_mantissa_bits + SCALE_SHIFT_BITS)
         if self.bus_width < widest:
             raise ConfigError(
                 f"bus_width {self.bus_width} cannot hold a {widest}-bit register; "

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DISPATCH_START = 2
-IN_FLIGHT_QUERIES = 2
+from leopard.hw.timing import DISPATCH_START, IN_FLIGHT_QUERIES
 
 
 @dataclass(frozen=True)

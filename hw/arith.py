@@ -1,0 +1,23 @@
+"""Small combinational building blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Value, ValueLike
+
+
+def tree_sum(values: Sequence[ValueLike]) -> Value:
+    """Balanced adder tree (depth ``⌈log2 n⌉``); widths grow as Amaranth's ``+`` does."""
+    level = [Value.cast(v) for v in values]
+    if not level:
+        raise ValueError("tree_sum of nothing")
+    while len(level) > 1:
+        pairs = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def popcount(bits: Sequence[ValueLike]) -> Value:
+    """Number of set bits among single-bit values."""
+    return tree_sum(list(bits))

@@ -1,0 +1,71 @@
+"""``FrontEnd``: the QK unit behind the memory-mapped register block; the front-end Verilog top."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .bus import BusSignature
+from .config import EngineConfig
+from .qk_unit import QKUnit
+from .register_block import RegisterBlock
+from .regmap import register_map
+
+
+def connect_registers(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
+    """Job registers into the QK unit, its status and counters back into the read-only registers."""
+    m.d.comb += [
+        qk.start.eq(regs.ctrl),
+        qk.dense.eq(regs.mode_dense),
+        qk.causal.eq(regs.mode_causal),
+        qk.keys.eq(regs.job_keys),
+        qk.queries.eq(regs.job_queries),
+        qk.first.eq(regs.job_first),
+        qk.slot.eq(regs.job_slot),
+        regs.threshold_slot.eq(regs.job_slot),
+        qk.theta.eq(regs.threshold),
+        regs.status_busy.eq(qk.busy),
+        regs.status_done.eq(qk.done),
+        regs.status_error.eq(qk.error),
+        regs.cycles.eq(qk.cycles),
+        regs.kept.eq(qk.kept_count),
+        regs.planes.eq(qk.planes_count),
+        regs.queries_done.eq(qk.queries_done),
+    ]
+
+
+class FrontEnd(wiring.Component):
+    """The QK front end with its register interface (``regmap.json``): keys in on ``k``, queries on
+    ``q``, kept keys out on ``kept`` and every decided key on ``status`` (when built); ``busy`` and
+    ``done`` mirror ``STATUS``."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self._cfg = cfg
+        regs = register_map(cfg)
+        members: dict[str, wiring.Member] = {
+            "bus": In(BusSignature(regs.addr_width, regs.data_width)),
+            "q": In(stream.Signature(layouts.query(cfg))),
+            "k": In(stream.Signature(layouts.key_beat(cfg))),
+            "kept": Out(stream.Signature(layouts.kept_beat(cfg))),
+            "busy": Out(1),
+            "done": Out(1),
+        }
+        if cfg.status_stream:
+            members["status"] = Out(stream.Signature(layouts.status_beat(cfg)))
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.regs = regs = RegisterBlock(self._cfg)
+        m.submodules.qk = qk = QKUnit(self._cfg)
+        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
+        wiring.connect(m, wiring.flipped(self.q), qk.q)
+        wiring.connect(m, wiring.flipped(self.k), qk.k)
+        wiring.connect(m, qk.kept, wiring.flipped(self.kept))
+        if self._cfg.status_stream:
+            wiring.connect(m, qk.status, wiring.flipped(self.status))
+        connect_registers(m, regs, qk)
+        m.d.comb += [self.busy.eq(qk.busy), self.done.eq(qk.done)]
+        return m

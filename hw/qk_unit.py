@@ -1,0 +1,220 @@
+"""The QK front end: query unit, key store, ``L`` bit-serial lanes, scheduler, completion tracking,
+job control and counters, and the FIFO-decoupled kept-key and status streams."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .arith import popcount, tree_sum
+from .config import EngineConfig, clog2
+from .key_store import KeyStore
+from .lane import BitSerialLane
+from .query_unit import QueryUnit
+from .scheduler import CompletionTracker, Scheduler
+from .timing import IN_FLIGHT_QUERIES
+
+
+class QKUnit(wiring.Component):
+    """Computes, for each query of a job, every visible key's score bit-serially with early termination.
+
+    A job is started by ``start`` with the job inputs valid (they and ``theta`` are latched then); it
+    takes ``queries`` queries from the ``q`` stream; query ``t`` sees keys ``0 … keys−1``, or, when
+    ``causal``, keys ``0 … min(keys−1, first+t)``. A start with ``keys`` or ``queries`` outside
+    ``[1, max_seq_len]``, ``first + queries > max_seq_len`` or ``slot ≥ threshold_regs`` is refused
+    (``error``). ``busy`` is high from the cycle after ``start`` to the cycle the last query completes;
+    ``cycles`` counts those cycles. The timing is ``model/cycles.py``'s, exactly, when the outputs
+    never back-pressure; otherwise the whole unit waits (every register holds) while a FIFO is full.
+
+    Each cycle in which keys are decided pushes one beat on ``status`` (every decided key, with its
+    planes) and, when a key was kept or a query completed, one beat on ``kept``.
+    """
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self._cfg = cfg
+        members: dict[str, wiring.Member] = {
+            "q": In(stream.Signature(layouts.query(cfg))),
+            "k": In(stream.Signature(layouts.key_beat(cfg))),
+            "kept": Out(stream.Signature(layouts.kept_beat(cfg))),
+            "start": In(1),
+            "dense": In(1),
+            "causal": In(1),
+            "keys": In(cfg.length_bits),
+            "queries": In(cfg.length_bits),
+            "first": In(cfg.index_bits),
+            "slot": In(max(1, clog2(cfg.threshold_regs))),
+            "theta": In(signed(cfg.score_bits)),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "cycles": Out(cfg.bus_width),
+            "kept_count": Out(cfg.bus_width),
+            "planes_count": Out(cfg.bus_width),
+            "queries_done": Out(cfg.length_bits),
+        }
+        if cfg.status_stream:
+            members["status"] = Out(stream.Signature(layouts.status_beat(cfg)))
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        cfg = self._cfg
+        m = Module()
+        m.submodules.keys = keys = KeyStore(cfg)
+        m.submodules.query_unit = query_unit = QueryUnit(cfg)
+        m.submodules.scheduler = scheduler = Scheduler(cfg)
+        m.submodules.tracker = tracker = CompletionTracker(cfg)
+        lanes = [BitSerialLane(cfg) for _ in range(cfg.lanes)]
+        for index, lane in enumerate(lanes):
+            m.submodules[f"lane{index}"] = lane
+        wiring.connect(m, wiring.flipped(self.k), keys.k)
+        wiring.connect(m, wiring.flipped(self.q), query_unit.q)
+
+        enable = Signal()
+        job_dense = Signal()
+        job_causal = Signal()
+        job_keys = Signal(cfg.length_bits)
+        job_queries = Signal(cfg.length_bits)
+        job_first = Signal(cfg.index_bits)
+        job_theta = Signal(signed(cfg.score_bits))
+        loaded = Signal(cfg.length_bits)
+        slot_query = Signal(cfg.index_bits)
+        slot_keys = Signal(cfg.length_bits)
+        next_key = Signal(cfg.length_bits)
+
+        finishing = [lane.finishing for lane in lanes]
+        kept_now = [lane.finishing & lane.kept for lane in lanes]
+        any_finishing = Signal()
+        m.d.comb += any_finishing.eq(Cat(*finishing).any())
+
+        kept_fifo = fifo.SyncFIFOBuffered(
+            width=Shape.cast(layouts.kept_beat(cfg)).width, depth=cfg.fifo_depth
+        )
+        m.submodules.kept_fifo = kept_fifo
+        kept_beat = Signal(layouts.kept_beat(cfg))
+        push_kept = Signal()
+        m.d.comb += push_kept.eq(Cat(*kept_now).any() | (tracker.completing != 0))
+        stall = Signal()
+        stall_terms = [push_kept & ~kept_fifo.w_rdy]
+        if cfg.status_stream:
+            status_fifo = fifo.SyncFIFOBuffered(
+                width=Shape.cast(layouts.status_beat(cfg)).width, depth=cfg.fifo_depth
+            )
+            m.submodules.status_fifo = status_fifo
+            status_beat = Signal(layouts.status_beat(cfg))
+            stall_terms.append(any_finishing & ~status_fifo.w_rdy)
+            m.d.comb += [
+                status_fifo.w_data.eq(status_beat),
+                status_fifo.w_en.eq(any_finishing & ~stall),
+                self.status.payload.eq(status_fifo.r_data),
+                self.status.valid.eq(status_fifo.r_rdy),
+                status_fifo.r_en.eq(self.status.ready),
+                status_beat.done.eq(tracker.completing),
+            ]
+            for index, lane in enumerate(lanes):
+                entry = status_beat.keys[index]
+                m.d.comb += [
+                    entry.valid.eq(lane.finishing),
+                    entry.kept.eq(lane.kept),
+                    entry.query.eq(lane.query),
+                    entry.key.eq(lane.key),
+                    entry.planes.eq(lane.planes),
+                ]
+        m.d.comb += [
+            stall.eq(Cat(*stall_terms).any()),
+            enable.eq(~stall),
+            kept_fifo.w_data.eq(kept_beat),
+            kept_fifo.w_en.eq(push_kept & ~stall),
+            self.kept.payload.eq(kept_fifo.r_data),
+            self.kept.valid.eq(kept_fifo.r_rdy),
+            kept_fifo.r_en.eq(self.kept.ready),
+            kept_beat.done.eq(tracker.completing),
+        ]
+        for index, lane in enumerate(lanes):
+            entry = kept_beat.keys[index]
+            m.d.comb += [
+                entry.valid.eq(kept_now[index]),
+                entry.query.eq(lane.query),
+                entry.key.eq(lane.key),
+                entry.score.eq(lane.score),
+            ]
+
+        in_flight_ok = slot_query < tracker.done + IN_FLIGHT_QUERIES
+        m.d.comb += [
+            keys.en.eq(enable),
+            scheduler.allowed.eq(self.busy & query_unit.valid & in_flight_ok & enable),
+            scheduler.remaining.eq(slot_keys - next_key),
+            query_unit.accept.eq(self.busy & (loaded < job_queries) & enable),
+            query_unit.consume.eq(scheduler.consume),
+            query_unit.theta.eq(job_theta),
+            tracker.enable.eq(enable),
+            tracker.dispatch_query.eq(slot_query),
+            tracker.dispatch_count.eq(scheduler.count),
+            tracker.consume.eq(scheduler.consume),
+        ]
+        for index, lane in enumerate(lanes):
+            m.d.comb += [
+                scheduler.free[index].eq(lane.free),
+                tracker.finishing[index].eq(lane.finishing),
+                tracker.finishing_query[index].eq(lane.query),
+                lane.enable.eq(enable),
+                lane.dense.eq(job_dense),
+                lane.plane.eq(keys.data[index]),
+                lane.start.eq(scheduler.start[index]),
+                lane.start_key.eq(next_key + scheduler.offset[index]),
+                lane.start_query.eq(slot_query),
+                lane.start_q.eq(query_unit.vector),
+                lane.start_pos.eq(query_unit.pos),
+                lane.start_limit.eq(query_unit.limit),
+                keys.addr[index].eq(lane.addr),
+            ]
+
+        with m.If(query_unit.taken):
+            visible = Mux(job_causal & (job_first + loaded + 1 < job_keys), job_first + loaded + 1, job_keys)
+            m.d.sync += [
+                slot_query.eq(loaded),
+                slot_keys.eq(visible),
+                next_key.eq(0),
+                loaded.eq(loaded + 1),
+            ]
+        with m.Elif(enable):
+            m.d.sync += next_key.eq(next_key + scheduler.count)
+
+        refused = Signal()
+        m.d.comb += refused.eq(
+            (self.keys == 0) | (self.keys > cfg.max_seq_len)
+            | (self.queries == 0) | (self.queries > cfg.max_seq_len)
+            | (self.first + self.queries > cfg.max_seq_len)
+            | (self.slot >= cfg.threshold_regs)
+        )
+        m.d.comb += tracker.clear.eq(self.start & ~self.busy)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [self.error.eq(refused), self.done.eq(0)]
+            with m.If(~refused):
+                m.d.sync += [
+                    self.busy.eq(1),
+                    job_dense.eq(self.dense),
+                    job_causal.eq(self.causal),
+                    job_keys.eq(self.keys),
+                    job_queries.eq(self.queries),
+                    job_first.eq(self.first),
+                    job_theta.eq(self.theta),
+                    loaded.eq(0),
+                    self.cycles.eq(0),
+                    self.kept_count.eq(0),
+                    self.planes_count.eq(0),
+                ]
+        with m.Elif(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(enable):
+                m.d.sync += [
+                    self.kept_count.eq(self.kept_count + popcount(kept_now)),
+                    self.planes_count.eq(
+                        self.planes_count + tree_sum([Mux(lane.finishing, lane.planes, 0) for lane in lanes])
+                    ),
+                ]
+                with m.If(tracker.done + tracker.completing == job_queries):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+        m.d.comb += self.queries_done.eq(tracker.done)
+        return m

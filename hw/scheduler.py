@@ -1,0 +1,106 @@
+"""Key dispatch to free lanes, and in-order tracking of query completion (two queries in flight)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .arith import popcount
+from .config import EngineConfig
+from .timing import IN_FLIGHT_QUERIES
+
+
+class Scheduler(wiring.Component):
+    """Hands the slot query's next keys to the free lanes, lowest lane first (combinational).
+
+    With ``n`` free lanes and ``remaining`` keys left in the slot's query, the first ``min(n, remaining)``
+    free lanes start keys ``next_key + 0, 1, …``; ``consume`` says the query's last key left this cycle.
+    """
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self._cfg = cfg
+        super().__init__({
+            "allowed": In(1),
+            "free": In(cfg.lanes),
+            "remaining": In(cfg.length_bits),
+            "start": Out(cfg.lanes),
+            "offset": Out(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
+            "count": Out(cfg.length_bits),
+            "consume": Out(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        cfg = self._cfg
+        m = Module()
+        for lane in range(cfg.lanes):
+            before = popcount([self.free[i] for i in range(lane)]) if lane else 0
+            m.d.comb += [
+                self.offset[lane].eq(before),
+                self.start[lane].eq(self.allowed & self.free[lane] & (before < self.remaining)),
+            ]
+        m.d.comb += [
+            self.count.eq(popcount([self.start[i] for i in range(cfg.lanes)])),
+            self.consume.eq(self.allowed & (self.remaining != 0) & (self.count == self.remaining)),
+        ]
+        return m
+
+
+class CompletionTracker(wiring.Component):
+    """Counts, per in-flight query (by parity of its index), keys dispatched and not yet decided, and
+    completes queries in order: query ``i`` completes in the cycle its last key is decided, or with
+    query ``i − 1``, whichever is later. ``done`` (queries completed) updates the next cycle.
+
+    ``clear`` resets it for a new job; nothing changes while ``enable`` is low.
+    """
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self._cfg = cfg
+        super().__init__({
+            "enable": In(1),
+            "clear": In(1),
+            "dispatch_query": In(cfg.index_bits),
+            "dispatch_count": In(cfg.length_bits),
+            "consume": In(1),
+            "finishing": In(cfg.lanes),
+            "finishing_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
+            "completing": Out(range(IN_FLIGHT_QUERIES + 1)),
+            "done": Out(cfg.length_bits),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        cfg = self._cfg
+        m = Module()
+        width = cfg.length_bits + 1
+        outstanding = [Signal(width, name=f"outstanding{p}") for p in range(2)]
+        dispatched_all = [Signal(name=f"dispatched_all{p}") for p in range(2)]
+        undecided = [Signal(width, name=f"undecided{p}") for p in range(2)]
+        ready = [Signal(name=f"ready{p}") for p in range(2)]
+        for parity in range(2):
+            matches = [
+                self.finishing[lane] & (self.finishing_query[lane][0] == parity)
+                for lane in range(cfg.lanes)
+            ]
+            m.d.comb += [
+                undecided[parity].eq(outstanding[parity] - popcount(matches)),
+                ready[parity].eq(dispatched_all[parity] & (undecided[parity] == 0)),
+            ]
+        # The slot's query is never fully dispatched yet, so this cycle's dispatch cannot complete a
+        # query: completion depends on decided keys only (no path from the stall back to it).
+        oldest = self.done[0]
+        first = Mux(oldest, ready[1], ready[0])
+        second = first & Mux(oldest, ready[0], ready[1])
+        m.d.comb += self.completing.eq(first + second)
+
+        with m.If(self.clear):
+            m.d.sync += [self.done.eq(0)] + [s.eq(0) for s in outstanding + dispatched_all]
+        with m.Elif(self.enable):
+            m.d.sync += self.done.eq(self.done + self.completing)
+            for parity in range(2):
+                here = self.dispatch_query[0] == parity
+                completed = Mux(oldest == parity, first, second)
+                m.d.sync += [
+                    outstanding[parity].eq(undecided[parity] + Mux(here, self.dispatch_count, 0)),
+                    dispatched_all[parity].eq((dispatched_all[parity] | (self.consume & here)) & ~completed),
+                ]
+        return m
