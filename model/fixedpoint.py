@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from leopard.hw.config import SCALE_SHIFT_BITS, EngineConfig
 from leopard.hw.errors import LeopardError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from leopard.hw.config import EngineConfig
 from leopard.model import fixedpoint
 

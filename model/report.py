@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from leopard.hw.config import EngineConfig
 from leopard.model import cycles, golden
 

@@ -4,6 +4,7 @@ about a requested fraction of the visible scores."""
 from __future__ import annotations
 
 import numpy as np
+
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.model import golden

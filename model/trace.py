@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from leopard.hw.config import PRESETS, ConfigError, EngineConfig, preset
 from leopard.scripts.cli import main
 

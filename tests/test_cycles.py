@@ -1,6 +1,7 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from leopard.hw.config import preset
 from leopard.model import cycles, golden, synthetic
 

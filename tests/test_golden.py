@@ -5,6 +5,7 @@ import pytest
 import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from leopard.hw.config import EngineConfig, preset
 from leopard.model import fixedpoint, golden, synthetic
 

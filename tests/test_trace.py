@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from leopard.hw.config import preset
 from leopard.model import synthetic
 from leopard.model import trace as trace_file
