@@ -1,0 +1,121 @@
+"""Attention with one learned threshold per (layer, head) on the scaled score ``s = q·k/√Dh``.
+
+Soft phase: keep-mask ``m = sigmoid((s − θ)/T)`` and probabilities ``p_j = m_j·e_j / (Σ_k m_k·e_k + ε)``
+with ``e_j = exp(s_j − max s)`` over the valid keys: a pruned key's probability mass goes to the keys
+that survive, as in the hard case, and a query whose keys are all pruned tends to the zero output.
+Hard phase: ``m = [s ≥ θ]`` exactly, ``p`` renormalized over the kept keys, zero output when none is
+kept. Both record the statistics the regularizer ``λ·mean(m)`` and the reports need.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+SOFT_EPSILON = 1e-6
+"""``ε`` of the soft probabilities: negligible once a key survives (the largest weighs 1)."""
+
+
+class Thresholds(nn.Module):
+    """``θ``: one learnable threshold per (layer, head), in units of ``q·k/√Dh``."""
+
+    def __init__(self, layers: int, heads: int) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(layers, heads))
+
+
+def scaled_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``[B, H, N, N]``: ``q·k/√Dh``."""
+    return q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+
+
+def visible_pairs(valid: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, N, N]``: both the query and the key are real tokens."""
+    return valid[:, None, :, None] & valid[:, None, None, :]
+
+
+def soft_keep(scores: torch.Tensor, theta: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``sigmoid((s − θ)/T)`` with ``θ`` ``[H]`` broadcast over ``[B, H, N, N]`` scores."""
+    return torch.sigmoid((scores - theta[None, :, None, None]) / temperature)
+
+
+def hard_keep(scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``s ≥ θ`` (1.0 kept, 0.0 pruned); no gradient reaches ``θ``."""
+    return (scores >= theta.detach()[None, :, None, None]).to(scores.dtype)
+
+
+def masked_probabilities(
+    scores: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor, *, hard: bool
+) -> torch.Tensor:
+    """``p_j = m_j·e_j / Σ_k m_k·e_k`` over the valid keys (``+ ε`` when soft; 0 for an all-pruned query)."""
+    key_valid = valid[:, None, None, :]
+    top = scores.masked_fill(~key_valid, float("-inf")).amax(dim=-1, keepdim=True)
+    weights = torch.exp(scores - top).masked_fill(~key_valid, 0.0) * keep
+    total = weights.sum(dim=-1, keepdim=True)
+    if hard:
+        return weights / torch.where(total > 0, total, torch.ones_like(total))
+    return weights / (total + SOFT_EPSILON)
+
+
+@dataclass
+class PruningStats:
+    """Counts over visible (query, key) pairs, per (layer, head), accumulated over batches."""
+
+    pairs: np.ndarray
+    kept: np.ndarray
+
+    @classmethod
+    def zeros(cls, layers: int, heads: int) -> PruningStats:
+        return cls(np.zeros((layers, heads), np.int64), np.zeros((layers, heads), np.int64))
+
+    def add(self, layer: int, visible: torch.Tensor, kept: torch.Tensor) -> None:
+        """Add one layer's ``[B, H, N, N]`` visible and kept masks."""
+        pairs = visible.expand_as(kept)
+        self.pairs[layer] += pairs.sum(dim=(0, 2, 3)).numpy()
+        self.kept[layer] += (kept & pairs).sum(dim=(0, 2, 3)).numpy()
+
+    def pruned_fraction(self) -> float:
+        return 1.0 - float(self.kept.sum()) / max(int(self.pairs.sum()), 1)
+
+    def pruned_per_head(self) -> np.ndarray:
+        """``[layers, heads]`` fraction of each head's visible pairs that were pruned."""
+        return 1.0 - self.kept / np.maximum(self.pairs, 1)
+
+
+@dataclass
+class PrunedCore:
+    """The attention core of ``bert.Bert`` with thresholds: ``soft`` at ``temperature``, else hard.
+
+    After a forward pass, ``mask_mean()`` is the mean keep-mask over every visible pair of every layer
+    and head (the regularized quantity, differentiable when soft), and ``stats`` counts hard decisions.
+    """
+
+    thresholds: Thresholds
+    soft: bool
+    temperature: float = 1.0
+    stats: PruningStats = field(init=False)
+    _mask_sum: torch.Tensor | float = field(init=False, default=0.0)
+    _pair_count: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.stats = PruningStats.zeros(*self.thresholds.theta.shape)
+
+    def __call__(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        scores = scaled_scores(q, k)
+        theta = self.thresholds.theta[layer]
+        keep = soft_keep(scores, theta, self.temperature) if self.soft else hard_keep(scores, theta)
+        visible = visible_pairs(valid)
+        self._mask_sum = self._mask_sum + (keep * visible).sum()
+        self._pair_count += int(visible.sum()) * q.shape[1]
+        self.stats.add(layer, visible, (scores >= theta[None, :, None, None]).detach())
+        return masked_probabilities(scores, keep, valid, hard=not self.soft) @ v
+
+    def mask_mean(self) -> torch.Tensor:
+        """Mean keep-mask over the visible pairs of every layer and head seen since construction."""
+        return torch.as_tensor(self._mask_sum) / max(self._pair_count, 1)

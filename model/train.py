@@ -1,0 +1,377 @@
+"""Threshold training: fine-tune MiniLM + a linear head on the task, learn one threshold per
+(layer, head) with the soft mask, fine-tune again with the hard mask, then quantize and export.
+
+Phases, by global step (batch ``batch_size``, AdamW, gradient norm clipped at 1):
+
+1. **fine-tune** ``⌈epochs · train sentences / batch_size⌉`` steps, dense attention, learning rate ``lr``
+   after a linear warm-up over the first tenth;
+2. **soft** ``soft_steps`` steps: ``θ`` starts at each head's ``init_percentile`` percentile of the
+   scores ``q·k/√Dh`` over the calibration sentences, the loss is ``cross-entropy + λ·mean(m)`` with
+   ``m = sigmoid((s − θ)/T)`` over the visible pairs of every layer and head, ``T`` falls geometrically
+   from ``temperature_start`` to ``temperature_end``; ``θ`` learns at ``theta_lr``, the weights at ``lr``;
+3. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falls
+   linearly from ``lr`` to 0.
+
+Batches: epoch ``e`` visits the training sentences in the order ``default_rng([seed, e]).permutation``,
+``batch_size`` at a time (the last partial batch is dropped), so a resumed run sees the batches an
+uninterrupted one would. A checkpoint (weights, thresholds, optimizer, log) is written every
+``checkpoint_every`` steps and at the end of each phase; ``finetuned.pt`` keeps the end of phase 1.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leopard.hw.config import EngineConfig
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_atomic, write_json
+from leopard.model import bert, export, quantize
+from leopard.model.data import Dataset, DataSpec, Tokenizer, load_dataset, pad
+from leopard.model.evaluate import evaluate, float_accuracy
+from leopard.model.pruned_attention import PrunedCore, Thresholds, scaled_scores, visible_pairs
+
+CHECKPOINT = "checkpoint.pt"
+FINETUNED = "finetuned.pt"
+EXPORT = "export.npz"
+WARMUP_FRACTION = 0.1
+CALIBRATION_BATCH = 64
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that decides the trained weights and thresholds (with the data settings)."""
+
+    lam: float = 0.2
+    epochs: float = 0.5
+    soft_steps: int = 200
+    hard_steps: int = 100
+    batch_size: int = 16
+    lr: float = 5e-5
+    theta_lr: float = 0.02
+    temperature_start: float = 0.5
+    temperature_end: float = 0.05
+    init_percentile: float = 30.0
+    seed: int = 0
+    calibration_sentences: int = 256
+    weights_dtype: str = "float16"
+    checkpoint_every: int = 50
+
+    def check(self) -> None:
+        """One-line errors for settings that cannot train."""
+        if not self.epochs > 0:
+            raise LeopardError(f"--epochs must be positive, got {self.epochs}")
+        if self.lam < 0:
+            raise LeopardError(f"--lambda must be at least 0, got {self.lam}")
+        for name in ("soft_steps", "hard_steps"):
+            if getattr(self, name) < 0:
+                raise LeopardError(f"{name} must be at least 0, got {getattr(self, name)}")
+        for name in ("batch_size", "calibration_sentences", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise LeopardError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.temperature_end <= self.temperature_start:
+            raise LeopardError("temperatures must satisfy 0 < end ≤ start")
+        if not 0 <= self.init_percentile <= 100:
+            raise LeopardError(f"init_percentile must be in [0, 100], got {self.init_percentile}")
+        if self.weights_dtype not in export.WEIGHT_DTYPES:
+            raise LeopardError(f"weights dtype must be one of {', '.join(export.WEIGHT_DTYPES)}")
+
+
+FINETUNE_FIELDS = ("epochs", "batch_size", "lr", "seed")
+"""The settings phase 1 depends on: a checkpoint from phase 1 resumes under any other ``λ``, ``θ``
+learning rate, temperatures or phase-2/3 lengths."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Step counts of the three phases."""
+
+    finetune: int
+    soft: int
+    hard: int
+
+    @property
+    def total(self) -> int:
+        return self.finetune + self.soft + self.hard
+
+    def phase(self, step: int) -> str:
+        if step < self.finetune:
+            return "finetune"
+        return "soft" if step < self.finetune + self.soft else "hard"
+
+    @classmethod
+    def of(cls, settings: TrainSettings, train_sentences: int) -> Schedule:
+        if train_sentences < settings.batch_size:
+            raise LeopardError(
+                f"{train_sentences} training sentences do not fill one batch of {settings.batch_size}"
+            )
+        steps = math.ceil(settings.epochs * train_sentences / settings.batch_size)
+        return cls(steps, settings.soft_steps, settings.hard_steps)
+
+
+def temperature(settings: TrainSettings, soft_step: int) -> float:
+    """``T`` at step ``soft_step`` of the soft phase: geometric from start to end."""
+    if settings.soft_steps <= 1:
+        return settings.temperature_end
+    ratio = settings.temperature_end / settings.temperature_start
+    return settings.temperature_start * ratio ** (soft_step / (settings.soft_steps - 1))
+
+
+def weights_lr(settings: TrainSettings, schedule: Schedule, step: int) -> float:
+    """The weights' learning rate: warm-up, constant through the soft phase, linear decay when hard."""
+    warmup = max(1, round(WARMUP_FRACTION * schedule.finetune))
+    if step < warmup:
+        return settings.lr * (step + 1) / warmup
+    if schedule.phase(step) == "hard":
+        return settings.lr * (schedule.total - step) / schedule.hard
+    return settings.lr
+
+
+def batch_indices(settings: TrainSettings, sentences: int, step: int) -> np.ndarray:
+    """The training sentences of ``step`` (see the module docstring)."""
+    per_epoch = sentences // settings.batch_size
+    epoch, slot = divmod(step, per_epoch)
+    order = np.random.default_rng([settings.seed, epoch]).permutation(sentences)
+    return order[slot * settings.batch_size : (slot + 1) * settings.batch_size]
+
+
+def calibration_batches(
+    settings: TrainSettings, ids: list[list[int]]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The calibration sentences (the first of a seeded permutation of the training set), batched."""
+    order = np.random.default_rng([settings.seed, len(ids)]).permutation(len(ids))
+    chosen = sorted(order[: settings.calibration_sentences].tolist())
+    return [pad([ids[i] for i in chosen[s : s + CALIBRATION_BATCH]])
+            for s in range(0, len(chosen), CALIBRATION_BATCH)]
+
+
+def initial_thresholds(
+    model: bert.Classifier, batches: list[tuple[torch.Tensor, torch.Tensor]], percentile: float
+) -> torch.Tensor:
+    """``[layers, heads]``: each head's ``percentile`` percentile of its visible scores ``q·k/√Dh``."""
+    config = model.bert.config
+    seen: list[list[list[np.ndarray]]] = [[[] for _ in range(config.num_attention_heads)]
+                                          for _ in range(config.num_hidden_layers)]
+
+    def core(
+        layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        scores, visible = scaled_scores(q, k), visible_pairs(valid)[:, 0]
+        for head in range(q.shape[1]):
+            seen[layer][head].append(scores[:, head][visible].double().numpy())
+        return bert.dense_core(layer, q, k, v, valid)
+
+    with torch.no_grad():
+        for ids, valid in batches:
+            model(ids, valid, core)
+    values = [[np.percentile(np.concatenate(head), percentile) for head in layer] for layer in seen]
+    return torch.tensor(values, dtype=torch.float32)
+
+
+@dataclass
+class State:
+    """What a checkpoint holds besides the weights and optimizer."""
+
+    step: int = 0
+    theta_ready: bool = False
+    finetune_accuracy: float | None = None
+    seconds: dict[str, float] | None = None
+    log: list[dict[str, Any]] | None = None
+
+
+class Trainer:
+    """One training run in ``run_dir``: resumes from its checkpoint, ends with an export and a report."""
+
+    def __init__(self, run_dir: Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
+                 *, model_dir: Path | None = None, progress: bool = True) -> None:
+        settings.check()
+        self.run_dir, self.settings, self.spec, self.cfg = run_dir, settings, spec, cfg
+        self.model_dir = bert.pretrained_path() if model_dir is None else model_dir
+        self.progress = progress
+        self.dataset: Dataset = load_dataset(spec)
+        self.tokenizer = Tokenizer.from_folder(self.model_dir, spec.max_tokens)
+        self.train_ids = self.tokenizer.encode(self.dataset.train.texts)
+        self.schedule = Schedule.of(settings, len(self.train_ids))
+        pretrained = bert.load_pretrained(self.model_dir)
+        self.model = bert.Classifier(pretrained.config, len(self.dataset.label_names))
+        self.model.bert = pretrained
+        torch.manual_seed(settings.seed)
+        self.model.head.reset_parameters()
+        config = self.model.bert.config
+        self.thresholds = Thresholds(config.num_hidden_layers, config.num_attention_heads)
+        self.optimizer = torch.optim.AdamW([
+            {"params": list(self.model.parameters()), "weight_decay": 0.01},
+            {"params": list(self.thresholds.parameters()), "weight_decay": 0.0},
+        ])
+        self.state = State(seconds={"finetune": 0.0, "soft": 0.0, "hard": 0.0}, log=[])
+        self.calibration = calibration_batches(settings, self.train_ids)
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        return {
+            "settings": asdict(self.settings), "data": self.spec.to_dict(), "schedule": asdict(self.schedule),
+            "model_dir": str(self.model_dir),
+        }
+
+    def save(self, name: str = CHECKPOINT) -> None:
+        buffer = io.BytesIO()
+        torch.save({
+            **self.checkpoint_fields(), "state": asdict(self.state), "model": self.model.state_dict(),
+            "thresholds": self.thresholds.state_dict(), "optimizer": self.optimizer.state_dict(),
+        }, buffer)
+        write_atomic(self.run_dir / name, buffer.getvalue())
+
+    def resume(self) -> None:
+        """Continue from ``run_dir``'s checkpoint when there is one made with compatible settings."""
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return
+        try:
+            saved = torch.load(path, weights_only=True)
+            state = State(**saved["state"])
+        except (OSError, RuntimeError, KeyError, TypeError, EOFError) as error:
+            raise LeopardError(f"checkpoint {path} is unreadable ({error}); delete it to restart") from None
+        self._check_compatible(path, saved, state.step)
+        self.model.load_state_dict(saved["model"])
+        self.thresholds.load_state_dict(saved["thresholds"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.state = state
+
+    def _check_compatible(self, path: Path, saved: dict[str, Any], step: int) -> None:
+        own = self.checkpoint_fields()
+        names = [f.name for f in fields(TrainSettings)]
+        if step <= self.schedule.finetune:
+            names = list(FINETUNE_FIELDS)
+        for name in names:
+            if saved["settings"].get(name) != own["settings"][name]:
+                raise LeopardError(
+                    f"checkpoint {path} was made with {name} {saved['settings'].get(name)}, not "
+                    f"{own['settings'][name]}; use another --out folder or delete it"
+                )
+        if saved["data"] != own["data"] or saved["schedule"]["finetune"] != own["schedule"]["finetune"]:
+            raise LeopardError(f"checkpoint {path} was made on other data settings; use another --out folder")
+        if saved["model_dir"] != own["model_dir"]:
+            raise LeopardError(
+                f"checkpoint {path} was made from the model {saved['model_dir']}; use another --out folder"
+            )
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end of the schedule (from the checkpoint), export, evaluate; the summary."""
+        from tqdm import tqdm
+
+        self.resume()
+        torch.manual_seed(self.settings.seed)
+        bar = tqdm(total=self.schedule.total, initial=self.state.step, desc="train", unit="step",
+                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        with bar:
+            while self.state.step < self.schedule.total:
+                record = self.step()
+                bar.update(1)
+                bar.set_postfix(phase=record["phase"], loss=f"{record['loss']:.3f}",
+                                pruned=f"{record['pruned']:.3f}")
+        return self.finish()
+
+    def step(self) -> dict[str, Any]:
+        """One optimizer step; returns its log record."""
+        settings, schedule, step = self.settings, self.schedule, self.state.step
+        phase = schedule.phase(step)
+        start = time.perf_counter()
+        if phase == "soft" and not self.state.theta_ready:
+            theta = initial_thresholds(self.model, self.calibration, settings.init_percentile)
+            self.thresholds.theta.data = theta
+            self.state.theta_ready = True
+        chosen = batch_indices(settings, len(self.train_ids), step)
+        ids, valid = pad([self.train_ids[i] for i in chosen])
+        labels = torch.from_numpy(self.dataset.train.labels[chosen])
+        record: dict[str, Any] = {"step": step, "phase": phase}
+        if phase == "finetune":
+            logits = self.model(ids, valid)
+            loss = task = torch.nn.functional.cross_entropy(logits, labels)
+            record["pruned"] = 0.0
+        else:
+            T = temperature(settings, step - schedule.finetune)
+            core = PrunedCore(self.thresholds, soft=phase == "soft", temperature=T)
+            task = torch.nn.functional.cross_entropy(self.model(ids, valid, core), labels)
+            loss = task + settings.lam * core.mask_mean() if phase == "soft" else task
+            record.update(
+                temperature=round(T, 6) if phase == "soft" else None,
+                mask_mean=round(core.mask_mean().item(), 6), pruned=round(core.stats.pruned_fraction(), 6),
+            )
+        weights_rate = weights_lr(settings, schedule, step)
+        self.optimizer.param_groups[0]["lr"] = weights_rate
+        self.optimizer.param_groups[1]["lr"] = settings.theta_lr if phase == "soft" else 0.0
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        record.update(loss=round(loss.item(), 6), task_loss=round(task.item(), 6), lr=weights_rate)
+        self.state.log.append(record)
+        self.state.seconds[phase] += time.perf_counter() - start
+        self.state.step += 1
+        self._after_step(step + 1)
+        return record
+
+    def _after_step(self, done: int) -> None:
+        schedule = self.schedule
+        boundaries = {schedule.finetune, schedule.finetune + schedule.soft, schedule.total}
+        if done == self.schedule.finetune:
+            start = time.perf_counter()
+            self.state.finetune_accuracy = float_accuracy(self.model, self.dataset.test, self.tokenizer)
+            self.state.seconds["finetune"] += time.perf_counter() - start
+            self.save(FINETUNED)
+        if done % self.settings.checkpoint_every == 0 or done in boundaries:
+            self.save()
+
+    def make_export(self) -> export.Export:
+        """Round the weights to the export dtype, calibrate the scales on them, convert ``θ``."""
+        weights = export.round_weights(self.model, self.settings.weights_dtype)
+        rounded = bert.Classifier(self.model.bert.config, len(self.dataset.label_names))
+        rounded.load_state_dict({name: torch.from_numpy(w.astype(np.float32)) for name, w in weights.items()})
+        quant = quantize.calibrate(rounded.eval(), self.calibration, self.cfg)
+        theta = self.thresholds.theta.detach().double().numpy()
+        return export.Export(
+            config=self.cfg, bert=self.model.bert.config, tokenizer=self.tokenizer.json_text,
+            labels=self.dataset.label_names, data=self.spec,
+            data_sha256=self.dataset.sha256, training={**asdict(self.settings), **asdict(self.schedule)},
+            weights=weights, threshold=theta,
+            threshold_int=quantize.threshold_int(theta, quant.score_scale(), self.cfg),
+            scale_q=quant.scale_q, scale_k=quant.scale_k, scale_v=quant.scale_v,
+        )
+
+    def finish(self) -> dict[str, Any]:
+        """Write ``export.npz``, ``evaluation.json``, ``train_log.json`` and ``timing.json``."""
+        start = time.perf_counter()
+        made = self.make_export()
+        export.save(made, self.run_dir / EXPORT)
+        report = evaluate(made, self.dataset.test)
+        summary = {
+            "settings": asdict(self.settings), "schedule": asdict(self.schedule),
+            "data": {**self.spec.to_dict(), **self.dataset.summary()},
+            "finetune_accuracy": self.state.finetune_accuracy,
+            "accuracy_loss_vs_finetuned": (
+                None if self.state.finetune_accuracy is None
+                else round(report["accuracy"]["quantized_pruned"] - self.state.finetune_accuracy, 4)
+            ),
+            "evaluation": report,
+        }
+        write_json(self.run_dir / "evaluation.json", summary)
+        write_json(self.run_dir / "train_log.json", self.state.log)
+        seconds = {**self.state.seconds, "export_and_evaluate": time.perf_counter() - start}
+        write_json(self.run_dir / "timing.json", {key: round(value, 1) for key, value in seconds.items()}
+                   | {"threads": torch.get_num_threads()})
+        return summary
+
+
+def train(run_dir: str | Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
+          *, model_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) in ``run_dir`` from the BERT checkpoint folder ``model_dir`` (default: the
+    installed all-MiniLM-L6-v2) and return the evaluation summary."""
+    return Trainer(Path(run_dir), settings, spec, cfg, model_dir=model_dir, progress=progress).run()
+
