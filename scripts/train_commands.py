@@ -1,0 +1,210 @@
+"""Commands of the training side: ``train``, ``sweep``, ``evaluate``, ``trace``. They import torch only
+when run, so the other commands start fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_json
+from leopard.model import report
+from leopard.scripts.common import add_config_options, config_from_args
+
+if TYPE_CHECKING:
+    from leopard.model.data import DataSpec, Examples
+    from leopard.model.export import Export
+    from leopard.model.train import TrainSettings
+
+DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
+
+
+def _torch_threads(args: argparse.Namespace) -> None:
+    """Import torch with ``--threads`` (default: every core) and hubs kept offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+    except ImportError:
+        raise LeopardError("torch is not installed; run `make setup`") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise LeopardError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
+def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
+    if override:
+        parser.add_argument("--data", metavar="FILE",
+                            help="the export's data file, if it moved (default: where it was trained)")
+        return
+    add = parser.add_argument
+    add("--data", default="rotten-tomatoes", metavar="FILE",
+        help="rotten-tomatoes (built in) or a CSV/TSV file with a text and a label column")
+    add("--text-column", default="text", metavar="NAME", help="for --data FILE (default: text)")
+    add("--label-column", default="label", metavar="NAME", help="for --data FILE (default: label)")
+    add("--group-column", metavar="NAME",
+        help="for --data FILE: rows of one group stay on one side of the split (default: split by row)")
+    add("--split-seed", type=int, default=0, help="seed of the train/test split (default: 0)")
+    add("--test-fraction", type=float, default=0.2, help="share of groups held out (default: 0.2)")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    add_config_options(parser)
+    _add_data_options(parser, override=False)
+    add = parser.add_argument
+    add("--epochs", type=float, default=DEFAULTS["epochs"],
+        help="fine-tuning length in passes over the training sentences (default: 0.5)")
+    add("--soft-steps", type=int, default=200, help="steps with soft thresholds (default: 200)")
+    add("--hard-steps", type=int, default=100, help="steps with hard thresholds (default: 100)")
+    add("--theta-lr", type=float, default=0.02, help="thresholds' learning rate (default: 0.02)")
+    add("--seed", type=int, default=DEFAULTS["seed"], help="training seed (default: 0)")
+    add("--model", metavar="DIR", help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
+    add("--threads", type=int, help="torch threads (default: every core)")
+    add("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="fine-tune MiniLM, learn per-head thresholds, export")
+    _add_train_options(parser)
+    parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULTS["lam"],
+                        help="weight of the mean keep-mask in the loss (default: 0.2)")
+    parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
+                        help="run folder: checkpoints, export.npz, reports; resumed when present")
+    parser.set_defaults(run=run_train)
+
+    parser = commands.add_parser("sweep", help="train for several λ, write the trade-off table and plots")
+    _add_train_options(parser)
+    parser.add_argument("--lambdas", default="0.1,0.2,0.3", metavar="L1,L2,…",
+                        help="comma-separated λ values (default: 0.1,0.2,0.3)")
+    parser.add_argument("--out", default="runs/sweep", metavar="DIR")
+    parser.set_defaults(run=run_sweep)
+
+    parser = commands.add_parser("evaluate", help="accuracy and pruning of an exported model")
+    parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
+    add_config_options(parser, default=None)
+    _add_data_options(parser, override=True)
+    parser.add_argument("--out", metavar="REPORT.json", help="also write the report here")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.set_defaults(run=run_evaluate)
+
+    parser = commands.add_parser("trace", help="attention trace of real held-out sentences")
+    parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
+    add_config_options(parser, default=None)
+    _add_data_options(parser, override=True)
+    parser.add_argument("--sentences", type=int, required=True, metavar="N", help="test sentences to trace")
+    parser.add_argument("--seed", type=int, default=0, help="which sentences (default: 0)")
+    parser.add_argument("--out", required=True, metavar="FILE.npz")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.set_defaults(run=run_trace)
+
+
+def _spec(args: argparse.Namespace) -> DataSpec:
+    from leopard.model import data
+
+    if args.data == data.ROTTEN_TOMATOES:
+        spec = data.DataSpec()
+    else:
+        spec = data.user_spec(args.data, args.text_column, args.label_column, args.group_column)
+    return replace(spec, seed=args.split_seed, test_fraction=args.test_fraction)
+
+
+def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
+    from leopard.model.train import TrainSettings
+
+    return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
+                         theta_lr=args.theta_lr, seed=args.seed)
+
+
+def _model_dir(args: argparse.Namespace) -> Path | None:
+    return None if args.model is None else Path(args.model)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    _torch_threads(args)
+    from leopard.model.train import train
+
+    summary = train(args.out, _settings(args, args.lam), _spec(args), config_from_args(args),
+                    model_dir=_model_dir(args), progress=not args.no_progress)
+    print(report.table(_headline(summary)))
+    print(f"wrote {Path(args.out) / 'export.npz'} and {Path(args.out) / 'evaluation.json'}")
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, Any]:
+    evaluation = summary["evaluation"]
+    return {
+        "finetune_accuracy": summary.get("finetune_accuracy"),
+        **{f"accuracy_{name}": value for name, value in evaluation["accuracy"].items()},
+        "accuracy_loss": evaluation["accuracy_loss"],
+        "pruned_fraction": evaluation["pruned_fraction"],
+        "decision_flips": evaluation["decision_flips"],
+        "empty_queries": evaluation["empty_queries"],
+    }
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    _torch_threads(args)
+    from leopard.model import sweep
+
+    try:
+        lambdas = [float(value) for value in args.lambdas.split(",")]
+    except ValueError:
+        raise LeopardError(f"--lambdas must be comma-separated numbers, got {args.lambdas!r}") from None
+    summary = sweep.run(Path(args.out), lambdas, _settings(args, lambdas[0]), _spec(args),
+                        config_from_args(args), model_dir=_model_dir(args), progress=not args.no_progress)
+    print(summary["table"], end="")
+    print(f"outputs in {args.out}/")
+
+
+def _load_export(args: argparse.Namespace) -> Export:
+    """The export, refused when ``--preset``/``--config`` names another engine config."""
+    from leopard.model import export
+
+    made = export.load(args.export)
+    given = config_from_args(args)
+    if given is not None and given != made.config:
+        raise LeopardError(f"export {args.export} was made for another engine config; drop --preset/--config")
+    return made
+
+
+def _test_set(args: argparse.Namespace, made: Export) -> Examples:
+    from leopard.model import data
+
+    spec = data.with_data(made.data, args.data)
+    dataset = data.load_dataset(spec)
+    if dataset.sha256 != made.data_sha256:
+        raise LeopardError(
+            f"data {spec.data} differs from the file the export was trained on (sha256); pass the same file"
+        )
+    return dataset.test
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    _torch_threads(args)
+    from leopard.model.evaluate import evaluate
+
+    made = _load_export(args)
+    figures = evaluate(made, _test_set(args, made))
+    print(report.table({key: value for key, value in figures.items() if not key.endswith("_per_head")}))
+    if args.out:
+        write_json(args.out, figures)
+        print(f"wrote {args.out}")
+
+
+def run_trace(args: argparse.Namespace) -> None:
+    _torch_threads(args)
+    from leopard.model import capture
+    from leopard.model import trace as trace_file
+
+    made = _load_export(args)
+    examples = _test_set(args, made)
+    chosen = capture.pick(examples, args.sentences, args.seed)
+    source = (
+        f"leopard trace: export sha256 {capture.file_digest(args.export)}, {args.sentences} test sentences "
+        f"of {made.data.data} (seed {args.seed}), problems ordered (sentence, layer, head)"
+    )
+    captured = capture.capture(made, examples, chosen, source)
+    trace_file.save(captured.trace, args.out)
+    print(f"wrote {args.out}: {captured.trace.count} problems of {captured.trace.q.shape[1]} tokens")
