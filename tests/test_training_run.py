@@ -1,0 +1,129 @@
+"""Training runs on a tiny model: reproducible, resumable, guarded against mixed settings; the sweep;
+the ``train`` command."""
+
+import itertools
+import json
+from dataclasses import replace
+
+import pytest
+from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
+
+from leopard.hw.errors import LeopardError
+from leopard.model import sweep
+from leopard.model.train import CHECKPOINT, EXPORT, FINETUNED, Schedule, Trainer, temperature, train
+from leopard.scripts.cli import main
+
+OUTPUTS = (EXPORT, "evaluation.json", "train_log.json")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    return tiny_checkpoint(folder / "bert"), tiny_spec(tiny_csv(folder / "reviews.csv"))
+
+
+@pytest.fixture(scope="module")
+def reference_run(inputs, tmp_path_factory):
+    model_dir, spec = inputs
+    run_dir = tmp_path_factory.mktemp("reference")
+    train(run_dir, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    return run_dir
+
+
+def test_the_same_run_twice_gives_identical_files(inputs, reference_run, tmp_path):
+    model_dir, spec = inputs
+    train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    for name in OUTPUTS:
+        assert (tmp_path / name).read_bytes() == (reference_run / name).read_bytes(), name
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(inputs, reference_run, tmp_path):
+    model_dir, spec = inputs
+    interrupted = Trainer(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    schedule = interrupted.schedule
+    for _ in range(schedule.finetune + 3):
+        interrupted.step()
+    interrupted.save()
+    resumed = Trainer(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    resumed.resume()
+    assert resumed.state.step == schedule.finetune + 3 and resumed.state.theta_ready
+    resumed.run()
+    for name in OUTPUTS:
+        assert (tmp_path / name).read_bytes() == (reference_run / name).read_bytes(), name
+
+
+def test_phases_follow_the_schedule(reference_run):
+    log = json.loads((reference_run / "train_log.json").read_text())
+    schedule = Schedule.of(TINY_SETTINGS, 72)
+    assert [r["phase"] for r in log] == (
+        ["finetune"] * schedule.finetune + ["soft"] * schedule.soft + ["hard"] * schedule.hard)
+    soft = [r for r in log if r["phase"] == "soft"]
+    assert soft[0]["temperature"] == TINY_SETTINGS.temperature_start
+    assert soft[-1]["temperature"] == pytest.approx(TINY_SETTINGS.temperature_end)
+    assert log[-1]["lr"] > 0 and all(r["pruned"] == 0 for r in log if r["phase"] == "finetune")
+    assert (reference_run / FINETUNED).exists() and (reference_run / CHECKPOINT).exists()
+
+
+def test_temperature_falls_geometrically():
+    values = [temperature(TINY_SETTINGS, step) for step in range(TINY_SETTINGS.soft_steps)]
+    ratios = [b / a for a, b in itertools.pairwise(values)]
+    assert values[0] == 0.5 and values[-1] == pytest.approx(0.05)
+    assert max(ratios) == pytest.approx(min(ratios))
+
+
+def test_a_finished_run_refuses_other_settings(inputs, reference_run):
+    model_dir, spec = inputs
+    with pytest.raises(LeopardError, match=r"was made with lam 0\.2, not 0\.3"):
+        train(reference_run, replace(TINY_SETTINGS, lam=0.3), spec, TINY_ENGINE, model_dir=model_dir,
+              progress=False)
+
+
+def test_a_finetuned_checkpoint_serves_any_lambda_but_not_another_finetune(inputs, reference_run, tmp_path):
+    model_dir, spec = inputs
+    (tmp_path / CHECKPOINT).write_bytes((reference_run / FINETUNED).read_bytes())
+    with pytest.raises(LeopardError, match="was made with lr"):
+        Trainer(tmp_path, replace(TINY_SETTINGS, lr=1e-4), spec, TINY_ENGINE, model_dir=model_dir).resume()
+    trainer = Trainer(tmp_path, replace(TINY_SETTINGS, lam=0.5), spec, TINY_ENGINE, model_dir=model_dir)
+    trainer.resume()
+    assert trainer.state.step == trainer.schedule.finetune
+
+
+def test_sweep_writes_the_table_and_plots(inputs, tmp_path):
+    model_dir, spec = inputs
+    settings = replace(TINY_SETTINGS, epochs=0.5)
+    summary = sweep.run(tmp_path, [0.1, 0.5], settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    assert [row["lambda"] for row in summary["rows"]] == [0.1, 0.5]
+    assert not (tmp_path / "lambda-0.5" / FINETUNED).exists(), "λ = 0.5 resumes from λ = 0.1's fine-tuning"
+    logs = [json.loads((tmp_path / name / "train_log.json").read_text()) for name in ("lambda-0.1", "lambda-0.5")]
+    finetune = [record for record in logs[0] if record["phase"] == "finetune"]
+    assert logs[1][: len(finetune)] == finetune
+    table = (tmp_path / "sweep.md").read_text()
+    assert table.count("\n| 0.") == 2 and "scores pruned" in table
+    for name in ("tradeoff.png", "thresholds-lambda-0.1.png", "thresholds-lambda-0.5.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_command_on_a_users_csv(inputs, tmp_path, capsys):
+    model_dir, spec = inputs
+    args = ["train", "--model", str(model_dir), "--data", spec.data, "--text-column", "review",
+            "--label-column", "sentiment", "--group-column", "film", "--epochs", "1", "--soft-steps", "2",
+            "--hard-steps", "1", "--no-progress", "--config", str(_tiny_config(tmp_path)),
+            "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "accuracy_quantized_pruned" in out and "export.npz" in out
+    assert main(["evaluate", str(tmp_path / "run" / EXPORT)]) == 0
+
+
+def test_train_command_names_a_missing_column(inputs, tmp_path, capsys):
+    _, spec = inputs
+    args = ["train", "--data", spec.data, "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "has no column 'text'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def _tiny_config(tmp_path):
+    path = tmp_path / "engine.json"
+    path.write_text(TINY_ENGINE.to_json())
+    return path
