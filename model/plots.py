@@ -33,9 +33,11 @@ def _save(figure: Any, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def tradeoff(rows: list[dict[str, Any]], finetune_accuracy: float | None, path: Path) -> None:
+def tradeoff(
+    rows: list[dict[str, Any]], finetune_accuracy: float | None, control: dict[str, float], path: Path
+) -> None:
     """Accuracy of the quantized, hard-pruned model (and of its weights in float, unpruned) against the
-    fraction of scores pruned, one point per ``λ``."""
+    fraction of scores pruned, one point per ``λ``; the dense control and the fine-tuned model as lines."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     pruned = [100 * row["pruned_fraction"] for row in rows]
@@ -45,6 +47,7 @@ def tradeoff(rows: list[dict[str, Any]], finetune_accuracy: float | None, path: 
     for row, x in zip(rows, pruned, strict=True):
         axes.annotate(f"λ={row['lambda']:g}", (x, row["accuracy_quantized_pruned"]),
                       textcoords="offset points", xytext=(4, -12), fontsize=8)
+    axes.axhline(control["float"], color="black", lw=0.8, ls="-.", label="dense control, float")
     if finetune_accuracy is not None:
         axes.axhline(finetune_accuracy, color="grey", lw=0.8, ls=":", label="fine-tuned, before pruning")
     axes.set_xlabel("attention scores pruned (%)")

@@ -1,7 +1,7 @@
 """A sweep over ``λ``: one training run per value, sharing the fine-tuning phase (it does not depend on
 ``λ``: each later run resumes from the first run's ``finetuned.pt``), then the trade-off table
 (``sweep.md``, ``sweep.json``), the trade-off plot (``tradeoff.png``) and a threshold map per ``λ``
-(``thresholds-lambda-<λ>.png``)."""
+(``thresholds-lambda-<λ>.png``). The dense control (same schedule, no thresholds) runs beside them."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def run_name(lam: float) -> str:
     return f"lambda-{lam:g}"
 
 
-def row(lam: float, summary: dict[str, Any]) -> dict[str, Any]:
-    """One line of the trade-off table from a run's evaluation summary."""
+def row(lam: float, summary: dict[str, Any], control_float: float) -> dict[str, Any]:
+    """One line of the trade-off table from a run's evaluation summary and the dense control's float
+    accuracy."""
     evaluation = summary["evaluation"]
     accuracy = evaluation["accuracy"]
     return {
@@ -36,56 +37,73 @@ def row(lam: float, summary: dict[str, Any]) -> dict[str, Any]:
         "accuracy_float_pruned": accuracy["float_pruned"],
         "accuracy_quantized": accuracy["quantized"],
         "accuracy_loss": evaluation["accuracy_loss"],
+        "accuracy_loss_vs_control": round(accuracy["quantized_pruned"] - control_float, 4),
         "accuracy_loss_vs_finetuned": summary["accuracy_loss_vs_finetuned"],
         "decision_flips_fraction": evaluation["decision_flips_fraction"],
         "empty_queries_fraction": round(evaluation["empty_queries"] / evaluation["queries"], 6),
     }
 
 
-def table(rows: list[dict[str, Any]], finetune_accuracy: float | None) -> str:
-    """The trade-off as a Markdown table (accuracies in percent, losses in points)."""
+def table(rows: list[dict[str, Any]], finetune_accuracy: float | None, control: dict[str, float]) -> str:
+    """The trade-off as a Markdown table (accuracies in percent, differences in points)."""
     lines = [
-        f"Fine-tuned float accuracy before threshold training: {finetune_accuracy} %",
+        f"Float accuracy after fine-tuning, before threshold training: {finetune_accuracy} %. "
+        f"Dense control (the whole schedule without thresholds): {control['float']} % float, "
+        f"{control['quantized']} % quantized.",
         "",
-        "| λ | scores pruned | accuracy, quantized + pruned | same weights, float dense | accuracy loss "
-        "| loss vs fine-tuned | decisions moved by quantization | queries with every key pruned |",
-        "|---|---|---|---|---|---|---|---|",
+        "| λ | scores pruned | accuracy, quantized + pruned | same weights, float dense "
+        "| accuracy loss | vs dense control | vs fine-tuned | decisions moved by quantization "
+        "| queries with every key pruned |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in rows:
         lines.append(
             f"| {entry['lambda']:g} | {100 * entry['pruned_fraction']:.1f} % "
             f"| {entry['accuracy_quantized_pruned']:.2f} % | {entry['accuracy_float']:.2f} % "
-            f"| {entry['accuracy_loss']:+.2f} | {entry['accuracy_loss_vs_finetuned']:+.2f} "
+            f"| {entry['accuracy_loss']:+.2f} | {entry['accuracy_loss_vs_control']:+.2f} "
+            f"| {entry['accuracy_loss_vs_finetuned']:+.2f} "
             f"| {100 * entry['decision_flips_fraction']:.3f} % "
             f"| {100 * entry['empty_queries_fraction']:.2f} % |"
         )
     return "\n".join(lines) + "\n"
 
 
+CONTROL = "dense-control"
+
+
 def run(out: Path, lambdas: list[float], settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
         *, model_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train every ``λ`` in ``out/lambda-<λ>`` (resuming what is there), then write the results."""
+    """Train every ``λ`` in ``out/lambda-<λ>`` and the dense control in ``out/dense-control`` (resuming
+    what is there), then write the results."""
     if len(set(lambdas)) != len(lambdas) or not lambdas:
         raise LeopardError(f"--lambdas must list distinct values, got {lambdas}")
-    rows, finetune_accuracy = [], None
     first = out / run_name(lambdas[0])
-    for lam in lambdas:
-        run_dir = out / run_name(lam)
+    runs = [(run_name(lam), replace(settings, lam=lam)) for lam in lambdas]
+    runs.append((CONTROL, replace(settings, prune=False)))
+    summaries = {}
+    for name, run_settings in runs:
+        run_dir = out / name
         shared = first / FINETUNED
         if run_dir != first and not (run_dir / CHECKPOINT).exists() and shared.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shared, run_dir / CHECKPOINT)
-        summary = train(run_dir, replace(settings, lam=lam), spec, cfg, model_dir=model_dir,
-                        progress=progress)
-        finetune_accuracy = summary["finetune_accuracy"]
-        rows.append(row(lam, summary))
-        made = export.load(run_dir / EXPORT)
-        pruned = np.array(summary["evaluation"]["pruned_per_head"])
-        plots.threshold_map(made.threshold, pruned, f"λ = {lam:g}: {100 * rows[-1]['pruned_fraction']:.1f} % "
-                            f"pruned, accuracy {rows[-1]['accuracy_quantized_pruned']:.2f} %",
-                            out / f"thresholds-{run_name(lam)}.png")
-    text = table(rows, finetune_accuracy)
+        summaries[name] = train(run_dir, run_settings, spec, cfg, model_dir=model_dir, progress=progress)
+    control = summaries.pop(CONTROL)
+    finetune_accuracy = control["finetune_accuracy"]
+    control_accuracy = control["evaluation"]["accuracy"]
+    rows = [row(lam, summaries[run_name(lam)], control_accuracy["float"]) for lam in lambdas]
+    for lam, entry in zip(lambdas, rows, strict=True):
+        made = export.load(out / run_name(lam) / EXPORT)
+        pruned = np.array(summaries[run_name(lam)]["evaluation"]["pruned_per_head"])
+        plots.threshold_map(
+            made.threshold, pruned,
+            f"λ = {lam:g}: {100 * entry['pruned_fraction']:.1f} % pruned, "
+            f"accuracy {entry['accuracy_quantized_pruned']:.2f} %",
+            out / f"thresholds-{run_name(lam)}.png",
+        )
+    text = table(rows, finetune_accuracy, control_accuracy)
     write_atomic(out / "sweep.md", text)
-    write_json(out / "sweep.json", {"finetune_accuracy": finetune_accuracy, "rows": rows})
-    plots.tradeoff(rows, finetune_accuracy, out / "tradeoff.png")
+    write_json(out / "sweep.json", {"finetune_accuracy": finetune_accuracy, "dense_control": control_accuracy,
+                                    "rows": rows})
+    plots.tradeoff(rows, finetune_accuracy, control_accuracy, out / "tradeoff.png")
     return {"rows": rows, "table": text}

@@ -12,6 +12,10 @@ Phases, by global step (batch ``batch_size``, AdamW, gradient norm clipped at 1)
 3. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falls
    linearly from ``lr`` to 0.
 
+The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
+rates: the accuracy the same training reaches without pruning. Its export holds thresholds one below
+the register's minimum, so the engine keeps every key.
+
 Batches: epoch ``e`` visits the training sentences in the order ``default_rng([seed, e]).permutation``,
 ``batch_size`` at a time (the last partial batch is dropped), so a resumed run sees the batches an
 uninterrupted one would. A checkpoint (weights, thresholds, optimizer, log) is written every
@@ -64,6 +68,10 @@ class TrainSettings:
     calibration_sentences: int = 256
     weights_dtype: str = "float16"
     checkpoint_every: int = 50
+    prune: bool = True
+    """False: the dense control, trained on the same schedule without thresholds (nothing pruned)."""
+    threads: int = 1
+    """torch threads; back-propagation sums in another order with another count, so it is recorded."""
 
     def check(self) -> None:
         """One-line errors for settings that cannot train."""
@@ -74,7 +82,7 @@ class TrainSettings:
         for name in ("soft_steps", "hard_steps"):
             if getattr(self, name) < 0:
                 raise LeopardError(f"{name} must be at least 0, got {getattr(self, name)}")
-        for name in ("batch_size", "calibration_sentences", "checkpoint_every"):
+        for name in ("batch_size", "calibration_sentences", "checkpoint_every", "threads"):
             if getattr(self, name) < 1:
                 raise LeopardError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.temperature_end <= self.temperature_start:
@@ -88,6 +96,8 @@ class TrainSettings:
 FINETUNE_FIELDS = ("epochs", "batch_size", "lr", "seed")
 """The settings phase 1 depends on: a checkpoint from phase 1 resumes under any other ``λ``, ``θ``
 learning rate, temperatures or phase-2/3 lengths."""
+RESUME_FREE_FIELDS = ("checkpoint_every", "threads")
+"""Settings a run may change when it resumes."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,7 @@ class Trainer:
     def __init__(self, run_dir: Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
                  *, model_dir: Path | None = None, progress: bool = True) -> None:
         settings.check()
+        torch.set_num_threads(settings.threads)
         self.run_dir, self.settings, self.spec, self.cfg = run_dir, settings, spec, cfg
         self.model_dir = bert.pretrained_path() if model_dir is None else model_dir
         self.progress = progress
@@ -246,7 +257,7 @@ class Trainer:
 
     def _check_compatible(self, path: Path, saved: dict[str, Any], step: int) -> None:
         own = self.checkpoint_fields()
-        names = [f.name for f in fields(TrainSettings)]
+        names = [f.name for f in fields(TrainSettings) if f.name not in RESUME_FREE_FIELDS]
         if step <= self.schedule.finetune:
             names = list(FINETUNE_FIELDS)
         for name in names:
@@ -283,6 +294,8 @@ class Trainer:
         settings, schedule, step = self.settings, self.schedule, self.state.step
         phase = schedule.phase(step)
         start = time.perf_counter()
+        if not settings.prune and phase != "finetune":
+            phase = "dense"
         if phase == "soft" and not self.state.theta_ready:
             theta = initial_thresholds(self.model, self.calibration, settings.init_percentile)
             self.thresholds.theta.data = theta
@@ -291,7 +304,7 @@ class Trainer:
         ids, valid = pad([self.train_ids[i] for i in chosen])
         labels = torch.from_numpy(self.dataset.train.labels[chosen])
         record: dict[str, Any] = {"step": step, "phase": phase}
-        if phase == "finetune":
+        if phase in ("finetune", "dense"):
             logits = self.model(ids, valid)
             loss = task = torch.nn.functional.cross_entropy(logits, labels)
             record["pruned"] = 0.0
@@ -313,7 +326,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         record.update(loss=round(loss.item(), 6), task_loss=round(task.item(), 6), lr=weights_rate)
         self.state.log.append(record)
-        self.state.seconds[phase] += time.perf_counter() - start
+        self.state.seconds[schedule.phase(step)] += time.perf_counter() - start
         self.state.step += 1
         self._after_step(step + 1)
         return record
@@ -336,6 +349,8 @@ class Trainer:
         rounded.load_state_dict({name: torch.from_numpy(w.astype(np.float32)) for name, w in weights.items()})
         quant = quantize.calibrate(rounded.eval(), self.calibration, self.cfg)
         theta = self.thresholds.theta.detach().double().numpy()
+        if not self.settings.prune:
+            theta = (self.cfg.threshold_min - 1) * quant.score_scale()
         return export.Export(
             config=self.cfg, bert=self.model.bert.config, tokenizer=self.tokenizer.json_text,
             labels=self.dataset.label_names, data=self.spec,
@@ -365,7 +380,7 @@ class Trainer:
         write_json(self.run_dir / "train_log.json", self.state.log)
         seconds = {**self.state.seconds, "export_and_evaluate": time.perf_counter() - start}
         write_json(self.run_dir / "timing.json", {key: round(value, 1) for key, value in seconds.items()}
-                   | {"threads": torch.get_num_threads()})
+                   | {"threads": self.settings.threads})
         return summary
 
 

@@ -22,17 +22,17 @@ if TYPE_CHECKING:
 DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
 
 
-def _torch_threads(args: argparse.Namespace) -> None:
-    """Import torch with ``--threads`` (default: every core) and hubs kept offline."""
+def _torch(threads: int | None = None) -> None:
+    """Import torch (a one-line error when missing), hubs kept offline; ``threads`` when given."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import torch
     except ImportError:
         raise LeopardError("torch is not installed; run `make setup`") from None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise LeopardError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if threads is not None:
+        if threads < 1:
+            raise LeopardError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
 
 
 def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
@@ -62,7 +62,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--theta-lr", type=float, default=0.02, help="thresholds' learning rate (default: 0.02)")
     add("--seed", type=int, default=DEFAULTS["seed"], help="training seed (default: 0)")
     add("--model", metavar="DIR", help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
-    add("--threads", type=int, help="torch threads (default: every core)")
+    add("--train-threads", dest="train_threads", type=int, default=1, metavar="N",
+        help="torch threads; the trained weights depend on it (default: 1)")
     add("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -71,6 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_train_options(parser)
     parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULTS["lam"],
                         help="weight of the mean keep-mask in the loss (default: 0.2)")
+    parser.add_argument("--dense-control", action="store_true",
+                        help="train on the same schedule without thresholds (the unpruned control)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
                         help="run folder: checkpoints, export.npz, reports; resumed when present")
     parser.set_defaults(run=run_train)
@@ -115,7 +118,8 @@ def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
     from leopard.model.train import TrainSettings
 
     return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
-                         theta_lr=args.theta_lr, seed=args.seed)
+                         theta_lr=args.theta_lr, seed=args.seed, threads=args.train_threads,
+                         prune=not getattr(args, "dense_control", False))
 
 
 def _model_dir(args: argparse.Namespace) -> Path | None:
@@ -123,7 +127,7 @@ def _model_dir(args: argparse.Namespace) -> Path | None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    _torch_threads(args)
+    _torch()
     from leopard.model.train import train
 
     summary = train(args.out, _settings(args, args.lam), _spec(args), config_from_args(args),
@@ -145,7 +149,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_sweep(args: argparse.Namespace) -> None:
-    _torch_threads(args)
+    _torch()
     from leopard.model import sweep
 
     try:
@@ -182,7 +186,7 @@ def _test_set(args: argparse.Namespace, made: Export) -> Examples:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    _torch_threads(args)
+    _torch(args.threads)
     from leopard.model.evaluate import evaluate
 
     made = _load_export(args)
@@ -194,7 +198,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_trace(args: argparse.Namespace) -> None:
-    _torch_threads(args)
+    _torch(args.threads)
     from leopard.model import capture
     from leopard.model import trace as trace_file
 

@@ -99,6 +99,10 @@ def test_sweep_writes_the_table_and_plots(inputs, tmp_path):
     assert logs[1][: len(finetune)] == finetune
     table = (tmp_path / "sweep.md").read_text()
     assert table.count("\n| 0.") == 2 and "scores pruned" in table
+    control = json.loads((tmp_path / "dense-control" / "evaluation.json").read_text())["evaluation"]
+    assert control["pruned_fraction"] == 0
+    assert control["accuracy"]["quantized_pruned"] == control["accuracy"]["quantized"]
+    assert "Dense control" in table
     for name in ("tradeoff.png", "thresholds-lambda-0.1.png", "thresholds-lambda-0.5.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
