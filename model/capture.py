@@ -25,7 +25,7 @@ from leopard.model.trace import Trace
 
 
 @dataclass(frozen=True)
-class Captured:
+class RealTrace:
     """A trace, the per-problem outputs the model computed, and which test sentences it holds."""
 
     trace: Trace
@@ -53,7 +53,7 @@ def file_digest(path: str | Path) -> str:
 
 def capture(
     export: Export, examples: Examples, chosen: np.ndarray, source: str
-) -> Captured:
+) -> RealTrace:
     """The attention problems of the sentences ``chosen`` (see the module docstring)."""
     ids = export.text_tokenizer().encode([examples.texts[i] for i in chosen])
     longest = max(len(row) for row in ids)
@@ -85,4 +85,4 @@ def capture(
         head=np.tile(np.arange(heads, dtype=np.int32), count * layers),
         source=source,
     )
-    return Captured(trace, stack("out"), np.asarray(chosen), predictions)
+    return RealTrace(trace, stack("out"), np.asarray(chosen), predictions)

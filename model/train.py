@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
@@ -275,10 +276,7 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train to the end of the schedule (from the checkpoint), export, evaluate; the summary."""
-        from tqdm import tqdm
-
         self.resume()
-        torch.manual_seed(self.settings.seed)
         bar = tqdm(total=self.schedule.total, initial=self.state.step, desc="train", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         with bar:
@@ -296,10 +294,8 @@ class Trainer:
         start = time.perf_counter()
         if not settings.prune and phase != "finetune":
             phase = "dense"
-        if phase == "soft" and not self.state.theta_ready:
-            theta = initial_thresholds(self.model, self.calibration, settings.init_percentile)
-            self.thresholds.theta.data = theta
-            self.state.theta_ready = True
+        if phase in ("soft", "hard"):
+            self._ensure_thresholds()
         chosen = batch_indices(settings, len(self.train_ids), step)
         ids, valid = pad([self.train_ids[i] for i in chosen])
         labels = torch.from_numpy(self.dataset.train.labels[chosen])
@@ -331,6 +327,14 @@ class Trainer:
         self._after_step(step + 1)
         return record
 
+    def _ensure_thresholds(self) -> None:
+        """Set ``θ`` to each head's ``init_percentile`` percentile unless that was done."""
+        if not self.state.theta_ready:
+            self.thresholds.theta.data = initial_thresholds(
+                self.model, self.calibration, self.settings.init_percentile
+            )
+            self.state.theta_ready = True
+
     def _after_step(self, done: int) -> None:
         schedule = self.schedule
         boundaries = {schedule.finetune, schedule.finetune + schedule.soft, schedule.total}
@@ -348,8 +352,10 @@ class Trainer:
         rounded = bert.Classifier(self.model.bert.config, len(self.dataset.label_names))
         rounded.load_state_dict({name: torch.from_numpy(w.astype(np.float32)) for name, w in weights.items()})
         quant = quantize.calibrate(rounded.eval(), self.calibration, self.cfg)
-        theta = self.thresholds.theta.detach().double().numpy()
-        if not self.settings.prune:
+        if self.settings.prune:
+            self._ensure_thresholds()
+            theta = self.thresholds.theta.detach().double().numpy()
+        else:
             theta = (self.cfg.threshold_min - 1) * quant.score_scale()
         return export.Export(
             config=self.cfg, bert=self.model.bert.config, tokenizer=self.tokenizer.json_text,

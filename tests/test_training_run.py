@@ -9,7 +9,7 @@ import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
 
 from leopard.hw.errors import LeopardError
-from leopard.model import sweep
+from leopard.model import export, sweep
 from leopard.model.train import CHECKPOINT, EXPORT, FINETUNED, Schedule, Trainer, temperature, train
 from leopard.scripts.cli import main
 
@@ -131,3 +131,13 @@ def _tiny_config(tmp_path):
     path = tmp_path / "engine.json"
     path.write_text(TINY_ENGINE.to_json())
     return path
+
+
+def test_without_a_soft_phase_the_thresholds_start_at_the_percentile(inputs, tmp_path):
+    model_dir, spec = inputs
+    settings = replace(TINY_SETTINGS, soft_steps=0, hard_steps=2)
+    train(tmp_path, settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    made = export.load(tmp_path / EXPORT)
+    assert (made.threshold != 0).all()
+    summary = json.loads((tmp_path / "evaluation.json").read_text())
+    assert 0.2 < summary["evaluation"]["pruned_fraction"] < 0.4
