@@ -41,14 +41,33 @@ def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any
     """What ``leopard golden`` writes: statistics and the modelled front-end cycles."""
     early = golden.run(cfg, problems)
     dense = golden.run(cfg, problems, dense=True)
-    early_jobs = cycles.frontend_cycles(early.planes, early.visible, problems.valid_len, cfg.lanes)
-    dense_jobs = cycles.frontend_cycles(dense.planes, dense.visible, problems.valid_len, cfg.lanes)
+    modelled = {
+        mode: sum(job.cycles for job in cycles.frontend_cycles(
+            result.planes, result.visible, problems.valid_len, cfg.lanes
+        ))
+        for mode, result in (("early_termination", early), ("dense", dense))
+    }
+    return _report(cfg, problems, early, modelled)
+
+
+def sim_report(
+    cfg: EngineConfig, problems: golden.Problems, measured: dict[str, int], mismatches: int
+) -> dict[str, Any]:
+    """What ``leopard sim`` writes: the golden report's keys with the RTL's measured cycles, plus
+    ``mismatches`` (values differing between RTL and golden model)."""
+    early = golden.run(cfg, problems)
+    return {**_report(cfg, problems, early, measured), "mismatches": mismatches}
+
+
+def _report(
+    cfg: EngineConfig, problems: golden.Problems, early: golden.GoldenResult, front: dict[str, int]
+) -> dict[str, Any]:
     return {
         "problems": problems.count,
         **pruning_stats(early),
         **cycle_figures(
-            sum(job.cycles for job in early_jobs),
-            sum(job.cycles for job in dense_jobs),
+            front["early_termination"],
+            front["dense"],
             cycles.ideal_cycles(early.planes, early.visible, cfg.lanes),
             cycles.load_cycles(problems.valid_len, cfg.k_bits),
         ),

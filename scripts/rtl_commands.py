@@ -1,0 +1,163 @@
+"""Commands around the RTL: ``generate``, ``sim``, ``bench-sim``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_json
+from leopard.hw.generate import TOPS, generate, verilog_text
+from leopard.model import report, synthetic
+from leopard.model import trace as trace_file
+from leopard.scripts.common import add_config_options, config_from_args, load_trace
+from leopard.verif import simulate
+from leopard.verif.plan import MODES, make_plan
+
+FRONTEND_TEST = "leopard.verif.cocotb_frontend"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("generate", help="write the Verilog, config.json and regmap.json")
+    add_config_options(parser)
+    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--top", choices=sorted(TOPS), default="frontend")
+    parser.set_defaults(run=run_generate)
+
+    parser = commands.add_parser("sim", help="simulate a trace on the RTL, check it, write the report")
+    add_config_options(parser, default=None)
+    parser.add_argument("--trace", required=True, metavar="FILE.npz")
+    parser.add_argument("--sim", required=True, choices=simulate.SIMULATORS)
+    parser.add_argument("--out", required=True, metavar="REPORT.json")
+    parser.add_argument("--waves", action="store_true", help="write FST waveforms beside the report")
+    parser.add_argument("--stalls", action="store_true",
+                        help="also run with random idle inputs and back-pressure (values checked)")
+    parser.add_argument("--chunk", type=int, default=16, metavar="P",
+                        help="problems per simulator launch (progress is shown per launch)")
+    parser.set_defaults(run=run_sim)
+
+    parser = commands.add_parser("bench-sim", help="simulated cycles per second of each simulator")
+    add_config_options(parser)
+    parser.add_argument("--problems", type=int, default=2)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--out", default="runs/bench-sim.json", metavar="FILE.json")
+    parser.set_defaults(run=run_bench_sim)
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    cfg = config_from_args(args)
+    for path in generate(cfg, args.out, args.top):
+        print(f"wrote {path}")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def simulate_trace(
+    trace_path: str, trace: trace_file.Trace, sim: str, *, chunk: int, waves_dir: Path | None,
+    stalls: bool,
+) -> dict[str, Any]:
+    """Run every problem of the trace in both modes (stall-free), in launches of ``chunk`` problems;
+    return the measured cycles, mismatches and messages, and the simulator's throughput."""
+    cfg = trace.config
+    top, source = verilog_text(cfg)
+    started = time.perf_counter()
+    _progress(f"building the {sim} model of {top} (cached by the Verilog's hash)")
+    compiled = simulate.build(top, source, sim, waves=waves_dir is not None)
+    build_seconds = time.perf_counter() - started
+    chunks = [list(range(i, min(i + chunk, trace.count))) for i in range(0, trace.count, chunk)]
+    if waves_dir is not None:
+        chunks = [list(range(trace.count))]
+    cycles = {mode: 0 for mode in MODES}
+    totals: dict[str, Any] = {"mismatches": 0, "messages": [], "sim_cycles": 0, "sim_seconds": 0.0}
+    problem_cycles: dict[str, list[int]] = {mode: [] for mode in MODES}
+    for index, problems in enumerate(chunks, 1):
+        _progress(f"[{index}/{len(chunks)}] {sim}: problems {problems[0]}..{problems[-1]} of {trace.count}")
+        runs = [{"trace": trace_path, "problems": problems}]
+        if stalls:
+            runs.append({"trace": trace_path, "problems": problems, "idle": 0.3, "backpressure": 0.5,
+                         "batches": 2, "seed": index, "modes": ["early_termination"]})
+        outcome = simulate.run(compiled, FRONTEND_TEST, make_plan(cfg, runs), waves_dir=waves_dir)
+        for mode in MODES:
+            cycles[mode] += outcome["runs"][0][mode]["cycles"]
+            problem_cycles[mode].extend(outcome["runs"][0][mode]["problem_cycles"])
+        totals["mismatches"] += outcome["mismatches"]
+        totals["messages"].extend(outcome["messages"])
+        totals["sim_cycles"] += outcome["sim_cycles"]
+        totals["sim_seconds"] += outcome["seconds"]
+        if "waves" in outcome:
+            totals["waves"] = outcome["waves"]
+    totals.update(cycles=cycles, problem_cycles=problem_cycles, build_seconds=build_seconds)
+    return totals
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    trace = load_trace(args)
+    simulate.check_simulator(args.sim)
+    if args.chunk < 1:
+        raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
+    out = Path(args.out)
+    waves_dir = out.parent if args.waves else None
+    measured = simulate_trace(
+        args.trace, trace, args.sim, chunk=args.chunk, waves_dir=waves_dir, stalls=args.stalls
+    )
+    figures = report.sim_report(trace.config, trace.problems(), measured["cycles"], measured["mismatches"])
+    print(report.table(figures))
+    write_json(out, figures)
+    timing = out.with_suffix(".timing.json")
+    write_json(timing, {
+        "simulator": args.sim,
+        "simulated_cycles": measured["sim_cycles"],
+        "simulation_seconds": round(measured["sim_seconds"], 3),
+        "cycles_per_second": round(measured["sim_cycles"] / max(measured["sim_seconds"], 1e-9)),
+        "build_seconds": round(measured["build_seconds"], 3),
+    })
+    print(f"wrote {out} (timings in {timing})")
+    if "waves" in measured:
+        print(f"waveforms: {measured['waves']}")
+    if measured["mismatches"]:
+        for message in measured["messages"][:10]:
+            print(f"mismatch: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_bench_sim(args: argparse.Namespace) -> None:
+    """The same synthetic trace on Amaranth's simulator, Icarus and Verilator, side by side."""
+    from leopard.verif.amaranth_sim import run_plan
+
+    cfg = config_from_args(args)
+    trace = synthetic.random_trace(cfg, seed=0, problems=args.problems, length=args.length,
+                                   prune_fraction=0.8)
+    rows = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = str(Path(scratch) / "bench.npz")
+        trace_file.save(trace, path)
+        plan = make_plan(cfg, [{"trace": path}])
+        for sim in ("amaranth", *simulate.SIMULATORS):
+            _progress(f"simulating on {sim}")
+            if sim == "amaranth":
+                outcome = run_plan(cfg, plan)
+            else:
+                simulate.check_simulator(sim)
+                top, source = verilog_text(cfg)
+                outcome = simulate.run(simulate.build(top, source, sim), FRONTEND_TEST, plan)
+            if outcome["mismatches"]:
+                raise LeopardError(f"{sim} disagreed with the golden model: {outcome['messages'][:3]}")
+            rows[sim] = {
+                "simulated_cycles": outcome["sim_cycles"],
+                "seconds": outcome["seconds"],
+                "cycles_per_second": round(outcome["sim_cycles"] / outcome["seconds"]),
+            }
+    width = max(map(len, rows))
+    print(f"{'simulator':<{width}}  cycles  seconds  cycles/s")
+    for sim, row in rows.items():
+        cycles, seconds, rate = row["simulated_cycles"], row["seconds"], row["cycles_per_second"]
+        print(f"{sim:<{width}}  {cycles:>6}  {seconds:>7.2f}  {rate:>8}")
+    write_json(args.out, {"preset_config": cfg.to_dict(), "simulators": rows})
+    print(f"wrote {args.out}")

@@ -1,0 +1,28 @@
+"""Running a simulation plan on the front end in Amaranth's own simulator (no Verilog, no build)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.sim import Simulator
+
+from leopard.hw.config import EngineConfig
+from leopard.hw.frontend import FrontEnd
+
+from . import plan as sim_plan
+from .access import AmaranthAccess
+
+
+def run_plan(cfg: EngineConfig, plan: dict[str, Any]) -> dict[str, Any]:
+    """Execute ``plan`` (``verif/plan.py``) on ``FrontEnd(cfg)``; return its checked results."""
+    dut = FrontEnd(cfg)
+    outcome: dict[str, Any] = {}
+
+    async def bench(ctx: Any) -> None:
+        outcome.update(await sim_plan.execute(plan, AmaranthAccess(ctx, dut)))
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    return outcome
