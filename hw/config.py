@@ -63,6 +63,9 @@ class EngineConfig:
     """``Fo``: fraction bits of the output vector, in units of ``v``."""
     scale_mantissa_bits: int = 16
     """Mantissa width of the softmax ``scale`` register (the shift field is 6 bits)."""
+    queries_in_flight: int = 4
+    """Queries whose keys may be in the lanes at once (a power of two): query ``i`` is dispatched only
+    once query ``i − queries_in_flight`` has completed."""
     fifo_depth: int = 16
     """Entries of the FIFO between the front end and its consumer."""
     bus_width: int = 32
@@ -93,6 +96,9 @@ class EngineConfig:
         _check_range("prob_frac_bits", self.prob_frac_bits, 1, 24)
         _check_range("out_frac_bits", self.out_frac_bits, 0, 16)
         _check_range("scale_mantissa_bits", self.scale_mantissa_bits, 4, 24)
+        _check_range("queries_in_flight", self.queries_in_flight, 2, 16)
+        if self.queries_in_flight & (self.queries_in_flight - 1):
+            raise ConfigError(f"queries_in_flight must be a power of two, got {self.queries_in_flight}")
         _check_range("fifo_depth", self.fifo_depth, 2, 4096)
         _check_range("bus_width", self.bus_width, 8, 64)
         if self.recip_index_bits > self.exp_frac_bits:

@@ -43,7 +43,7 @@ def kept_beat(cfg: EngineConfig) -> data.StructLayout:
     """The keys kept in one cycle (one entry per lane) and how many queries completed in it."""
     return data.StructLayout({
         "keys": data.ArrayLayout(kept_entry(cfg), cfg.lanes),
-        "done": unsigned(2),
+        "done": range(cfg.queries_in_flight + 1),
     })
 
 
@@ -61,5 +61,5 @@ def status_beat(cfg: EngineConfig) -> data.StructLayout:
     """Every key decided in one cycle (one entry per lane) and how many queries completed in it."""
     return data.StructLayout({
         "keys": data.ArrayLayout(status_entry(cfg), cfg.lanes),
-        "done": unsigned(2),
+        "done": range(cfg.queries_in_flight + 1),
     })

@@ -14,7 +14,6 @@ from .key_store import KeyStore
 from .lane import BitSerialLane
 from .query_unit import QueryUnit
 from .scheduler import CompletionTracker, Scheduler
-from .timing import IN_FLIGHT_QUERIES
 
 
 class QKUnit(wiring.Component):
@@ -140,7 +139,7 @@ class QKUnit(wiring.Component):
                 entry.score.eq(lane.score),
             ]
 
-        in_flight_ok = slot_query < tracker.done + IN_FLIGHT_QUERIES
+        in_flight_ok = slot_query < tracker.done + cfg.queries_in_flight
         m.d.comb += [
             keys.en.eq(enable),
             scheduler.allowed.eq(self.busy & query_unit.valid & in_flight_ok & enable),

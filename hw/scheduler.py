@@ -1,14 +1,13 @@
-"""Key dispatch to free lanes, and in-order tracking of query completion (two queries in flight)."""
+"""Key dispatch to free lanes, and in-order tracking of query completion."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import popcount
-from .config import EngineConfig
-from .timing import IN_FLIGHT_QUERIES
+from .config import EngineConfig, clog2
 
 
 class Scheduler(wiring.Component):
@@ -47,9 +46,10 @@ class Scheduler(wiring.Component):
 
 
 class CompletionTracker(wiring.Component):
-    """Counts, per in-flight query (by parity of its index), keys dispatched and not yet decided, and
-    completes queries in order: query ``i`` completes in the cycle its last key is decided, or with
-    query ``i − 1``, whichever is later. ``done`` (queries completed) updates the next cycle.
+    """Counts, per in-flight query (slot = query index mod ``M = queries_in_flight``), keys dispatched
+    and not yet decided, and completes queries in order: query ``i`` completes in the cycle its last
+    key is decided, or with query ``i − 1``, whichever is later. ``completing`` (0 … M) says how many
+    complete this cycle; ``done`` (queries completed) updates the next cycle.
 
     ``clear`` resets it for a new job; nothing changes while ``enable`` is low.
     """
@@ -64,43 +64,47 @@ class CompletionTracker(wiring.Component):
             "consume": In(1),
             "finishing": In(cfg.lanes),
             "finishing_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
-            "completing": Out(range(IN_FLIGHT_QUERIES + 1)),
+            "completing": Out(range(cfg.queries_in_flight + 1)),
             "done": Out(cfg.length_bits),
         })
 
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg
+        slots = cfg.queries_in_flight
+        slot_bits = clog2(slots)
         m = Module()
         width = cfg.length_bits + 1
-        outstanding = [Signal(width, name=f"outstanding{p}") for p in range(2)]
-        dispatched_all = [Signal(name=f"dispatched_all{p}") for p in range(2)]
-        undecided = [Signal(width, name=f"undecided{p}") for p in range(2)]
-        ready = [Signal(name=f"ready{p}") for p in range(2)]
-        for parity in range(2):
+        outstanding = [Signal(width, name=f"outstanding{s}") for s in range(slots)]
+        dispatched_all = [Signal(name=f"dispatched_all{s}") for s in range(slots)]
+        undecided = [Signal(width, name=f"undecided{s}") for s in range(slots)]
+        ready = [Signal(name=f"ready{s}") for s in range(slots)]
+        for slot in range(slots):
             matches = [
-                self.finishing[lane] & (self.finishing_query[lane][0] == parity)
+                self.finishing[lane] & (self.finishing_query[lane][:slot_bits] == slot)
                 for lane in range(cfg.lanes)
             ]
             m.d.comb += [
-                undecided[parity].eq(outstanding[parity] - popcount(matches)),
-                ready[parity].eq(dispatched_all[parity] & (undecided[parity] == 0)),
+                undecided[slot].eq(outstanding[slot] - popcount(matches)),
+                ready[slot].eq(dispatched_all[slot] & (undecided[slot] == 0)),
             ]
         # The slot's query is never fully dispatched yet, so this cycle's dispatch cannot complete a
         # query: completion depends on decided keys only (no path from the stall back to it).
-        oldest = self.done[0]
-        first = Mux(oldest, ready[1], ready[0])
-        second = first & Mux(oldest, ready[0], ready[1])
-        m.d.comb += self.completing.eq(first + second)
+        oldest = self.done[:slot_bits]
+        complete = [Signal(name=f"complete{k}") for k in range(slots)]
+        for k in range(slots):
+            in_order = Array(ready)[(oldest + k)[:slot_bits]]
+            m.d.comb += complete[k].eq(in_order & (complete[k - 1] if k else 1))
+        m.d.comb += self.completing.eq(popcount(complete))
 
         with m.If(self.clear):
             m.d.sync += [self.done.eq(0)] + [s.eq(0) for s in outstanding + dispatched_all]
         with m.Elif(self.enable):
             m.d.sync += self.done.eq(self.done + self.completing)
-            for parity in range(2):
-                here = self.dispatch_query[0] == parity
-                completed = Mux(oldest == parity, first, second)
+            for slot in range(slots):
+                here = self.dispatch_query[:slot_bits] == slot
+                completed = Array(complete)[(slot - oldest)[:slot_bits]]
                 m.d.sync += [
-                    outstanding[parity].eq(undecided[parity] + Mux(here, self.dispatch_count, 0)),
-                    dispatched_all[parity].eq((dispatched_all[parity] | (self.consume & here)) & ~completed),
+                    outstanding[slot].eq(undecided[slot] + Mux(here, self.dispatch_count, 0)),
+                    dispatched_all[slot].eq((dispatched_all[slot] | (self.consume & here)) & ~completed),
                 ]
         return m

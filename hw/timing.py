@@ -3,6 +3,3 @@
 DISPATCH_START = 2
 """The first keys are dispatched 2 cycles after the cycle ``start`` is written: the query unit takes
 the first query in cycle 1 and it is in the dispatch slot in cycle 2."""
-
-IN_FLIGHT_QUERIES = 2
-"""Queries whose keys may be in the lanes at once: query ``i`` waits until query ``i − 2`` completed."""

@@ -10,7 +10,7 @@ Scheduling policy (what ``hw/frontend.py`` implements):
   ``p`` planes occupies its lane in cycles ``d+1 … d+p`` and frees it in cycle ``d+p``.
 - Keys of one query only are dispatched per cycle; the next query enters the slot in the cycle its
   predecessor's last key is dispatched and may be dispatched from the next cycle.
-- At most ``IN_FLIGHT_QUERIES = 2`` queries are in flight: query ``i`` waits until query ``i − 2``
+- At most ``M = queries_in_flight`` queries are in flight: query ``i`` waits until query ``i − M``
   has completed (all its keys decided, in query order), visible the cycle after.
 - The job's cycle count is the cycle in which its last query completes (cycles ``1 …`` that one).
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leopard.hw.timing import DISPATCH_START, IN_FLIGHT_QUERIES
+from leopard.hw.config import EngineConfig
+from leopard.hw.timing import DISPATCH_START
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,15 @@ class JobCycles:
     """Cycle in which each query completed."""
 
 
-def frontend_job(planes_by_query: Sequence[Sequence[int]], lanes: int) -> JobCycles:
+def frontend_job(planes_by_query: Sequence[Sequence[int]], *, lanes: int, in_flight: int) -> JobCycles:
     """Simulate the dispatcher of the module docstring for one job (list scheduling, exact)."""
     free = [DISPATCH_START] * lanes
     last_dispatch = DISPATCH_START - 1
     done: list[int] = []
     for index, planes in enumerate(planes_by_query):
         ready = last_dispatch + 1
-        if index >= IN_FLIGHT_QUERIES:
-            ready = max(ready, done[index - IN_FLIGHT_QUERIES] + 1)
+        if index >= in_flight:
+            ready = max(ready, done[index - in_flight] + 1)
         finish = 0
         for p in planes:
             ready = max(heapq.heappop(free), ready)
@@ -63,11 +64,14 @@ def planes_by_query(planes: np.ndarray, visible: np.ndarray, valid_len: int) -> 
 
 
 def frontend_cycles(
-    planes: np.ndarray, visible: np.ndarray, valid_len: np.ndarray, lanes: int
+    cfg: EngineConfig, planes: np.ndarray, visible: np.ndarray, valid_len: np.ndarray
 ) -> list[JobCycles]:
     """One ``JobCycles`` per problem, from ``[P, N, N]`` planes and visibility."""
     return [
-        frontend_job(planes_by_query(planes[p], visible[p], int(valid_len[p])), lanes)
+        frontend_job(
+            planes_by_query(planes[p], visible[p], int(valid_len[p])),
+            lanes=cfg.lanes, in_flight=cfg.queries_in_flight,
+        )
         for p in range(planes.shape[0])
     ]
 

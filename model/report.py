@@ -43,7 +43,7 @@ def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any
     dense = golden.run(cfg, problems, dense=True)
     modelled = {
         mode: sum(job.cycles for job in cycles.frontend_cycles(
-            result.planes, result.visible, problems.valid_len, cfg.lanes
+            cfg, result.planes, result.visible, problems.valid_len
         ))
         for mode, result in (("early_termination", early), ("dense", dense))
     }

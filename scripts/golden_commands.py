@@ -76,7 +76,7 @@ def run_bench_golden(args: argparse.Namespace) -> None:
     result = golden.run(cfg, problems)
     model_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    cycles.frontend_cycles(result.planes, result.visible, problems.valid_len, cfg.lanes)
+    cycles.frontend_cycles(cfg, result.planes, result.visible, problems.valid_len)
     cycle_seconds = time.perf_counter() - start
     keys = int(result.visible.sum())
     figures = {

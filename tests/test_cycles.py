@@ -6,7 +6,7 @@ from leopard.hw.config import preset
 from leopard.model import cycles, golden, synthetic
 
 
-def stepped(planes_by_query, lanes):
+def stepped(planes_by_query, lanes, in_flight):
     """Cycle-by-cycle simulation of the dispatch policy in model/cycles.py's docstring."""
     finish_at = [None] * lanes
     query, key, slot_ready = 0, 0, cycles.DISPATCH_START
@@ -23,8 +23,7 @@ def stepped(planes_by_query, lanes):
         may_dispatch = (
             query < len(planes_by_query)
             and cycle >= slot_ready
-            and (query < cycles.IN_FLIGHT_QUERIES
-                 or completed_before(completed, query - cycles.IN_FLIGHT_QUERIES, cycle))
+            and (query < in_flight or completed_before(completed, query - in_flight, cycle))
         )
         for lane in range(lanes):
             free = finish_at[lane] is None or finish_at[lane] <= cycle
@@ -46,22 +45,22 @@ query_planes = st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=12), mi
 
 
 @settings(max_examples=400, deadline=None)
-@given(query_planes, st.integers(1, 9))
-def test_heap_model_equals_the_cycle_by_cycle_policy(planes, lanes):
-    job = cycles.frontend_job(planes, lanes)
-    assert job.query_done == stepped(planes, lanes)
+@given(query_planes, st.integers(1, 9), st.sampled_from([2, 4, 8]))
+def test_heap_model_equals_the_cycle_by_cycle_policy(planes, lanes, in_flight):
+    job = cycles.frontend_job(planes, lanes=lanes, in_flight=in_flight)
+    assert job.query_done == stepped(planes, lanes, in_flight)
     assert job.cycles == job.query_done[-1]
 
 
 @given(query_planes, st.integers(1, 9))
 def test_no_schedule_beats_the_ideal(planes, lanes):
-    job = cycles.frontend_job(planes, lanes)
+    job = cycles.frontend_job(planes, lanes=lanes, in_flight=4)
     assert job.cycles - cycles.DISPATCH_START >= sum(map(sum, planes)) / lanes
 
 
 def test_dense_cycles_of_one_full_query_are_rounds_of_k_bits():
     # 16 keys of 8 planes on 8 lanes: two rounds of 8 cycles after the dispatch start.
-    job = cycles.frontend_job([[8] * 16], 8)
+    job = cycles.frontend_job([[8] * 16], lanes=8, in_flight=4)
     assert job.cycles == cycles.DISPATCH_START + 16
 
 
@@ -69,7 +68,7 @@ def test_report_efficiency_is_high_on_long_queries():
     cfg = preset("minilm")
     batch = synthetic.random_trace(cfg, seed=2, problems=2, prune_fraction=0.9).problems()
     result = golden.run(cfg, batch)
-    jobs = cycles.frontend_cycles(result.planes, result.visible, batch.valid_len, cfg.lanes)
+    jobs = cycles.frontend_cycles(cfg, result.planes, result.visible, batch.valid_len)
     ideal = cycles.ideal_cycles(result.planes, result.visible, cfg.lanes)
     assert ideal / sum(job.cycles for job in jobs) > 0.95
     assert np.all(result.planes[result.visible] >= 1)

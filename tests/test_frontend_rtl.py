@@ -14,7 +14,9 @@ CONFIGS = {
     "tiny": preset("tiny"),
     "small": preset("small"),
     "minilm": preset("minilm"),
-    "tiny-bare": preset("tiny").replace(early_termination=False, status_stream=False, lanes=3),
+    "tiny-bare": preset("tiny").replace(
+        early_termination=False, status_stream=False, lanes=3, queries_in_flight=2
+    ),
 }
 CASES = [
     ("icarus", "tiny"),

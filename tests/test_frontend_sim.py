@@ -12,7 +12,9 @@ from leopard.verif.scenarios import regression_trace
 CONFIGS = {
     "tiny": preset("tiny"),
     "small": preset("small"),
-    "tiny-bare": preset("tiny").replace(early_termination=False, status_stream=False, lanes=3),
+    "tiny-bare": preset("tiny").replace(
+        early_termination=False, status_stream=False, lanes=3, queries_in_flight=2
+    ),
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from leopard.hw.config import EngineConfig
 from leopard.model import cycles, golden
 
 from .frontend_bench import FrontEndBench, Job, JobResult
@@ -59,7 +60,7 @@ class Comparison:
 
 
 def compare(
-    run: ProblemRun, expected: golden.GoldenResult, lanes: int, comparison: Comparison,
+    run: ProblemRun, expected: golden.GoldenResult, cfg: EngineConfig, comparison: Comparison,
     *, check_cycles: bool,
 ) -> None:
     """Add to ``comparison`` every difference between ``run`` and the golden ``expected`` (all problems)."""
@@ -90,7 +91,7 @@ def compare(
             if got != want:
                 comparison.note(f"{tag}: {name} {got}, expected {want}")
         model = cycles.frontend_job(
-            [planes[i][visible[i]].tolist() for i in rows], lanes
+            [planes[i][visible[i]].tolist() for i in rows], lanes=cfg.lanes, in_flight=cfg.queries_in_flight
         ).cycles
         comparison.cycles += result.cycles
         comparison.expected_cycles += model

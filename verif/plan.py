@@ -57,7 +57,7 @@ async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:
                     bench, problems, int(p), dense=dense, batches=run["batches"]
                 )
                 before = comparison.cycles
-                frontend_check.compare(result, expected, cfg.lanes, comparison, check_cycles=stall_free)
+                frontend_check.compare(result, expected, cfg, comparison, check_cycles=stall_free)
                 per_problem.append(comparison.cycles - before)
             summary[mode] = {
                 "cycles": comparison.cycles,
