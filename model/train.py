@@ -25,6 +25,7 @@ uninterrupted one would. A checkpoint (weights, thresholds, optimizer, log) is w
 from __future__ import annotations
 
 import io
+import json
 import math
 import sys
 import time
@@ -275,8 +276,14 @@ class Trainer:
             )
 
     def run(self) -> dict[str, Any]:
-        """Train to the end of the schedule (from the checkpoint), export, evaluate; the summary."""
+        """Train to the end of the schedule (from the checkpoint), export, evaluate; the summary.
+
+        A finished run whose outputs are all there returns its summary without training again.
+        """
         self.resume()
+        done = self.run_dir / "evaluation.json"
+        if self.state.step == self.schedule.total and done.exists() and (self.run_dir / EXPORT).exists():
+            return json.loads(done.read_text())
         bar = tqdm(total=self.schedule.total, initial=self.state.step, desc="train", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         with bar:

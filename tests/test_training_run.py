@@ -141,3 +141,11 @@ def test_without_a_soft_phase_the_thresholds_start_at_the_percentile(inputs, tmp
     assert (made.threshold != 0).all()
     summary = json.loads((tmp_path / "evaluation.json").read_text())
     assert 0.2 < summary["evaluation"]["pruned_fraction"] < 0.4
+
+
+def test_a_finished_run_is_not_trained_again(inputs, reference_run):
+    model_dir, spec = inputs
+    stamp = (reference_run / EXPORT).stat().st_mtime_ns
+    summary = train(reference_run, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    assert summary == json.loads((reference_run / "evaluation.json").read_text())
+    assert (reference_run / EXPORT).stat().st_mtime_ns == stamp
