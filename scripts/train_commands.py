@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from leopard.model.export import Export
     from leopard.model.train import TrainSettings
 
-DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
+DEFAULTS = {"lam": 0.4, "epochs": 0.5, "seed": 0}
 
 
 def _torch(threads: int | None = None) -> None:
@@ -71,7 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="fine-tune MiniLM, learn per-head thresholds, export")
     _add_train_options(parser)
     parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULTS["lam"],
-                        help="weight of the mean keep-mask in the loss (default: 0.2)")
+                        help="weight of the mean keep-mask in the loss (default: 0.4)")
     parser.add_argument("--dense-control", action="store_true",
                         help="train on the same schedule without thresholds (the unpruned control)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
@@ -80,8 +80,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     parser = commands.add_parser("sweep", help="train for several λ, write the trade-off table and plots")
     _add_train_options(parser)
-    parser.add_argument("--lambdas", default="0.1,0.2,0.3", metavar="L1,L2,…",
-                        help="comma-separated λ values (default: 0.1,0.2,0.3)")
+    parser.add_argument("--lambdas", default="0.05,0.1,0.2,0.4,0.8", metavar="L1,L2,…",
+                        help="comma-separated λ values (default: 0.05,0.1,0.2,0.4,0.8)")
     parser.add_argument("--out", default="runs/sweep", metavar="DIR")
     parser.set_defaults(run=run_sweep)
 
