@@ -4,6 +4,7 @@ when run, so the other commands start fast."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -20,15 +21,18 @@ if TYPE_CHECKING:
     from leopard.model.train import TrainSettings
 
 DEFAULTS = {"lam": 0.4, "epochs": 0.5, "seed": 0}
+PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
 
 
 def _torch(threads: int | None = None) -> None:
-    """Import torch (a one-line error when missing), hubs kept offline; ``threads`` when given."""
+    """Check the training packages (a one-line error naming a missing one), keep hubs offline, import
+    torch with ``threads`` when given."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import torch
-    except ImportError:
-        raise LeopardError("torch is not installed; run `make setup`") from None
+    for package in PACKAGES:
+        if importlib.util.find_spec(package) is None:
+            raise LeopardError(f"the package {package} is not installed; run `make setup`")
+    import torch
+
     if threads is not None:
         if threads < 1:
             raise LeopardError(f"--threads must be at least 1, got {threads}")

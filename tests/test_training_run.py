@@ -1,6 +1,7 @@
 """Training runs on a tiny model: reproducible, resumable, guarded against mixed settings; the sweep;
 the ``train`` command."""
 
+import importlib.util
 import itertools
 import json
 from dataclasses import replace
@@ -149,3 +150,10 @@ def test_a_finished_run_is_not_trained_again(inputs, reference_run):
     summary = train(reference_run, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     assert summary == json.loads((reference_run / "evaluation.json").read_text())
     assert (reference_run / EXPORT).stat().st_mtime_ns == stamp
+
+
+def test_a_missing_package_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "tqdm" else real(name, *rest))
+    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "leopard train: error: the package tqdm is not installed; run `make setup`\n"
