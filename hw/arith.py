@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Value, ValueLike
+from amaranth.hdl import Const, Module, Signal, Value, ValueLike
 
 
 def tree_sum(values: Sequence[ValueLike]) -> Value:
@@ -21,3 +21,13 @@ def tree_sum(values: Sequence[ValueLike]) -> Value:
 def popcount(bits: Sequence[ValueLike]) -> Value:
     """Number of set bits among single-bit values."""
     return tree_sum(list(bits))
+
+
+def round_shift(m: Module, value: ValueLike, shift: ValueLike, *, name: str) -> Value:
+    """``(value + 2**(shift−1)) >> shift`` (round half up) for a run-time ``shift ≥ 1``."""
+    value = Value.cast(value)
+    shift = Value.cast(shift)
+    amount = Signal(len(shift), name=f"{name}_shift")
+    bias = Signal(len(value) + 1, name=f"{name}_bias")
+    m.d.comb += [amount.eq(shift - 1), bias.eq(Const(1, len(bias)) << amount)]
+    return (value + bias) >> shift

@@ -63,6 +63,9 @@ class EngineConfig:
     """``Fo``: fraction bits of the output vector, in units of ``v``."""
     scale_mantissa_bits: int = 16
     """Mantissa width of the softmax ``scale`` register (the shift field is 6 bits)."""
+    v_lanes: int | None = None
+    """Elements of a ``v`` row the back end multiplies per cycle (a divisor of ``head_dim``, by default
+    all of them): a kept key costs ``head_dim / v_lanes`` back-end cycles."""
     queries_in_flight: int = 4
     """Queries whose keys may be in the lanes at once (a power of two): query ``i`` is dispatched only
     once query ``i − queries_in_flight`` has completed."""
@@ -76,6 +79,8 @@ class EngineConfig:
     """Build the per-key status stream (index, planes, kept)."""
 
     def __post_init__(self) -> None:
+        if self.v_lanes is None:
+            object.__setattr__(self, "v_lanes", self.head_dim)
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "bool":
@@ -96,6 +101,9 @@ class EngineConfig:
         _check_range("prob_frac_bits", self.prob_frac_bits, 1, 24)
         _check_range("out_frac_bits", self.out_frac_bits, 0, 16)
         _check_range("scale_mantissa_bits", self.scale_mantissa_bits, 4, 24)
+        _check_range("v_lanes", self.v_lanes, 1, 256)
+        if self.head_dim % self.v_lanes:
+            raise ConfigError(f"v_lanes ({self.v_lanes}) must divide head_dim ({self.head_dim})")
         _check_range("queries_in_flight", self.queries_in_flight, 2, 16)
         if self.queries_in_flight & (self.queries_in_flight - 1):
             raise ConfigError(f"queries_in_flight must be a power of two, got {self.queries_in_flight}")
@@ -168,6 +176,26 @@ class EngineConfig:
         return (self.head_dim * ((1 << (self.q_bits - 1)) - 1)).bit_length()
 
     @property
+    def v_groups(self) -> int:
+        """Back-end cycles per kept key: ``head_dim / v_lanes``."""
+        return self.head_dim // (self.v_lanes or self.head_dim)
+
+    @property
+    def exp_bits(self) -> int:
+        """Unsigned width of an exponent ``e ≤ 2**exp_frac_bits``."""
+        return self.exp_frac_bits + 1
+
+    @property
+    def sum_bits(self) -> int:
+        """Unsigned width of the exponent sum ``S ≤ N·2**E``."""
+        return (self.max_seq_len << self.exp_frac_bits).bit_length()
+
+    @property
+    def acc_bits(self) -> int:
+        """Signed width of an output accumulator ``A_d = Σ e_j·v_jd``."""
+        return (self.max_seq_len << (self.exp_frac_bits + self.v_bits - 1)).bit_length() + 1
+
+    @property
     def out_bits(self) -> int:
         """Signed width of an output element (``v`` units with ``out_frac_bits`` fraction bits)."""
         return self.v_bits + self.out_frac_bits + 1
@@ -226,12 +254,12 @@ def _check_range(name: str, value: int, low: int, high: int) -> None:
 
 PRESETS: dict[str, EngineConfig] = {
     "tiny": EngineConfig(
-        head_dim=4, q_bits=4, k_bits=4, v_bits=4, lanes=2, max_seq_len=8, threshold_regs=4,
+        head_dim=4, q_bits=4, k_bits=4, v_bits=4, lanes=2, max_seq_len=8, threshold_regs=4, v_lanes=2,
         exp_index_bits=6, exp_frac_bits=10, recip_index_bits=6, recip_bits=12,
         prob_frac_bits=10, out_frac_bits=4, fifo_depth=4,
     ),
     "small": EngineConfig(
-        head_dim=6, q_bits=5, k_bits=6, v_bits=5, lanes=3, max_seq_len=20, threshold_regs=8,
+        head_dim=6, q_bits=5, k_bits=6, v_bits=5, lanes=3, max_seq_len=20, threshold_regs=8, v_lanes=6,
         exp_index_bits=7, exp_frac_bits=12, recip_index_bits=8, recip_bits=14,
         prob_frac_bits=12, out_frac_bits=6, fifo_depth=8,
     ),

@@ -14,8 +14,8 @@ from .register_block import RegisterBlock
 from .regmap import register_map
 
 
-def connect_registers(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
-    """Job registers into the QK unit, its status and counters back into the read-only registers."""
+def connect_job(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
+    """Job registers into the QK unit; its key counters and refusal back into the registers."""
     m.d.comb += [
         qk.start.eq(regs.ctrl),
         qk.dense.eq(regs.mode_dense),
@@ -26,13 +26,9 @@ def connect_registers(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
         qk.slot.eq(regs.job_slot),
         regs.threshold_slot.eq(regs.job_slot),
         qk.theta.eq(regs.threshold),
-        regs.status_busy.eq(qk.busy),
-        regs.status_done.eq(qk.done),
         regs.status_error.eq(qk.error),
-        regs.cycles.eq(qk.cycles),
         regs.kept.eq(qk.kept_count),
         regs.planes.eq(qk.planes_count),
-        regs.queries_done.eq(qk.queries_done),
     ]
 
 
@@ -66,6 +62,14 @@ class FrontEnd(wiring.Component):
         wiring.connect(m, qk.kept, wiring.flipped(self.kept))
         if self._cfg.status_stream:
             wiring.connect(m, qk.status, wiring.flipped(self.status))
-        connect_registers(m, regs, qk)
-        m.d.comb += [self.busy.eq(qk.busy), self.done.eq(qk.done)]
+        connect_job(m, regs, qk)
+        m.d.comb += [
+            self.busy.eq(qk.busy),
+            self.done.eq(qk.done),
+            qk.released.eq(qk.queries_done),
+            regs.status_busy.eq(qk.busy),
+            regs.status_done.eq(qk.done),
+            regs.cycles.eq(qk.cycles),
+            regs.queries_done.eq(qk.queries_done),
+        ]
         return m

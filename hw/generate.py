@@ -9,11 +9,12 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .config import EngineConfig
+from .engine import Engine
 from .files import json_text, write_atomic
 from .frontend import FrontEnd
 from .regmap import register_map
 
-TOPS = {"frontend": ("leopard_frontend", FrontEnd)}
+TOPS = {"engine": ("leopard_engine", Engine), "frontend": ("leopard_frontend", FrontEnd)}
 
 
 def top_component(cfg: EngineConfig, top: str) -> tuple[str, wiring.Component]:
@@ -22,14 +23,14 @@ def top_component(cfg: EngineConfig, top: str) -> tuple[str, wiring.Component]:
     return name, build(cfg)
 
 
-def verilog_text(cfg: EngineConfig, top: str = "frontend") -> tuple[str, str]:
+def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
     """``(module name, Verilog source)`` of ``top`` built from ``cfg`` (no source paths embedded)."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     name, component = top_component(cfg, top)
     return name, verilog.convert(component, name=name, emit_src=False)
 
 
-def generate(cfg: EngineConfig, out_dir: str | Path, top: str = "frontend") -> list[Path]:
+def generate(cfg: EngineConfig, out_dir: str | Path, top: str = "engine") -> list[Path]:
     """Write ``<module>.v``, ``config.json`` and ``regmap.json`` into ``out_dir``; return the paths."""
     name, source = verilog_text(cfg, top)
     out = Path(out_dir)

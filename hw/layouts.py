@@ -47,6 +47,39 @@ def kept_beat(cfg: EngineConfig) -> data.StructLayout:
     })
 
 
+def value_beat(cfg: EngineConfig) -> data.StructLayout:
+    """One value row and the V-store row it is written to."""
+    return data.StructLayout({
+        "index": unsigned(cfg.index_bits),
+        "value": data.ArrayLayout(signed(cfg.v_bits), cfg.head_dim),
+    })
+
+
+def buffered_key(cfg: EngineConfig) -> data.StructLayout:
+    """A kept key waiting for the softmax pass."""
+    return data.StructLayout({"key": unsigned(cfg.index_bits), "score": signed(cfg.score_bits)})
+
+
+def weighted_key(cfg: EngineConfig) -> data.StructLayout:
+    """A kept key with its exponent, waiting for normalization."""
+    return data.StructLayout({"key": unsigned(cfg.index_bits), "exp": unsigned(cfg.exp_bits)})
+
+
+def output_packet(cfg: EngineConfig) -> data.StructLayout:
+    """One beat of a query's result packet: a kept key and its probability (``prob_frac_bits``
+    fraction bits); the packet's ``last`` beat also carries the output vector (``out_frac_bits``
+    fraction bits, ``v`` units). A query with no kept key is one beat with ``has_key`` low."""
+    return data.StructLayout({
+        "query": unsigned(cfg.index_bits),
+        "kept": unsigned(cfg.length_bits),
+        "has_key": 1,
+        "key": unsigned(cfg.index_bits),
+        "prob": unsigned(cfg.prob_bits),
+        "last": 1,
+        "vector": data.ArrayLayout(signed(cfg.out_bits), cfg.head_dim),
+    })
+
+
 def status_entry(cfg: EngineConfig) -> data.StructLayout:
     return data.StructLayout({
         "valid": 1,

@@ -23,7 +23,9 @@ class QKUnit(wiring.Component):
     takes ``queries`` queries from the ``q`` stream; query ``t`` sees keys ``0 … keys−1``, or, when
     ``causal``, keys ``0 … min(keys−1, first+t)``. A start with ``keys`` or ``queries`` outside
     ``[1, max_seq_len]``, ``first + queries > max_seq_len`` or ``slot ≥ threshold_regs`` is refused
-    (``error``). ``busy`` is high from the cycle after ``start`` to the cycle the last query completes;
+    (``error``); ``started`` pulses when a job starts. Query ``i`` is dispatched only once the
+    consumer has ``released`` query ``i − queries_in_flight`` (the front end alone releases a query
+    when it completes). ``busy`` is high from the cycle after ``start`` to the cycle the last query completes;
     ``cycles`` counts those cycles. The timing is ``model/cycles.py``'s, exactly, when the outputs
     never back-pressure; otherwise the whole unit waits (every register holds) while a FIFO is full.
 
@@ -45,6 +47,8 @@ class QKUnit(wiring.Component):
             "first": In(cfg.index_bits),
             "slot": In(max(1, clog2(cfg.threshold_regs))),
             "theta": In(signed(cfg.score_bits)),
+            "released": In(cfg.length_bits),
+            "started": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
@@ -139,7 +143,7 @@ class QKUnit(wiring.Component):
                 entry.score.eq(lane.score),
             ]
 
-        in_flight_ok = slot_query < tracker.done + cfg.queries_in_flight
+        in_flight_ok = slot_query < self.released + cfg.queries_in_flight
         m.d.comb += [
             keys.en.eq(enable),
             scheduler.allowed.eq(self.busy & query_unit.valid & in_flight_ok & enable),
@@ -187,7 +191,10 @@ class QKUnit(wiring.Component):
             | (self.first + self.queries > cfg.max_seq_len)
             | (self.slot >= cfg.threshold_regs)
         )
-        m.d.comb += tracker.clear.eq(self.start & ~self.busy)
+        m.d.comb += [
+            tracker.clear.eq(self.start & ~self.busy),
+            self.started.eq(self.start & ~self.busy & ~refused),
+        ]
         with m.If(self.start & ~self.busy):
             m.d.sync += [self.error.eq(refused), self.done.eq(0)]
             with m.If(~refused):

@@ -1,6 +1,7 @@
-"""Cycle model of the bit-serial QK front end, exact for stall-free runs of the RTL.
+"""Cycle model of the engine, exact for stall-free runs of the RTL: the QK front end alone
+(``hw/frontend.py``) or the whole head (``hw/engine.py``).
 
-Scheduling policy (what ``hw/frontend.py`` implements):
+Front end (scheduling policy):
 
 - A job is one problem: its queries in order, each against its visible keys in index order.
 - Cycle 0 is the cycle the host writes ``CTRL.start``; the first query is taken from the Q stream in
@@ -10,9 +11,24 @@ Scheduling policy (what ``hw/frontend.py`` implements):
   ``p`` planes occupies its lane in cycles ``d+1 … d+p`` and frees it in cycle ``d+p``.
 - Keys of one query only are dispatched per cycle; the next query enters the slot in the cycle its
   predecessor's last key is dispatched and may be dispatched from the next cycle.
-- At most ``M = queries_in_flight`` queries are in flight: query ``i`` waits until query ``i − M``
-  has completed (all its keys decided, in query order), visible the cycle after.
-- The job's cycle count is the cycle in which its last query completes (cycles ``1 …`` that one).
+- A query completes in the cycle its last key is decided, or with its predecessor if that is later.
+- At most ``M = queries_in_flight`` queries are in flight: query ``i`` waits until query ``i − M`` is
+  released (visible the cycle after): by the front end alone when it completes, by the back end
+  when its softmax pass has read its last kept key.
+- The front end's cycle count is the cycle in which its last query completes.
+
+Back end, per query ``i`` with ``n`` kept keys and ``c = head_dim / v_lanes`` (stage docstrings in
+``hw/softmax_pass.py`` and ``hw/normalizer.py``):
+
+- its completion beat reaches the collector ``KEPT_FIFO_LATENCY`` cycles after it completes and is
+  collected the cycle after that;
+- the softmax pass starts it at ``s = max(collected, last issue of i−1, bank free)`` (its accumulator
+  bank is free the cycle after query ``i − 2``'s last output beat), issues ``max(n·c, 1)`` cycles and
+  releases it the cycle after its last issue; the bank is full ``PASS_LATENCY + 1`` cycles after it;
+- the normalizer's lookup starts at ``max(full, previous lookup start + c + 1)`` and the bank is
+  ready ``c + 1`` cycles later; its packet starts at ``max(ready + 1, previous packet's last beat + 1)``
+  and has ``max(n, 1)`` beats.
+- The head's cycle count is the cycle of the last query's last beat.
 
 Loading a key into the key store takes ``k_bits`` cycles (one plane written per cycle).
 """
@@ -26,28 +42,63 @@ from dataclasses import dataclass
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.timing import DISPATCH_START
+from leopard.hw.timing import DISPATCH_START, KEPT_FIFO_LATENCY, PASS_LATENCY
 
 
 @dataclass(frozen=True)
 class JobCycles:
-    """Front-end timing of one job, in cycles after the ``start`` write."""
+    """Timing of one job, in cycles after the ``start`` write."""
 
     cycles: int
     """Busy cycles of the job (the ``CYCLES`` counter)."""
     query_done: list[int]
-    """Cycle in which each query completed."""
+    """Cycle in which each query completed (front end) or sent its packet's last beat (head)."""
 
 
-def frontend_job(planes_by_query: Sequence[Sequence[int]], *, lanes: int, in_flight: int) -> JobCycles:
-    """Simulate the dispatcher of the module docstring for one job (list scheduling, exact)."""
+class _BackEnd:
+    """The back end's per-query recursion of the module docstring."""
+
+    def __init__(self, groups: int) -> None:
+        self.groups = groups
+        self.last_issue = -1
+        self.lookup = -(groups + 1)
+        self.last_beat: list[int] = []
+
+    def query(self, done: int, kept: int) -> tuple[int, int]:
+        """(release visible, last beat) of the next query, completed in cycle ``done``."""
+        index = len(self.last_beat)
+        collected = done + KEPT_FIFO_LATENCY + 1
+        bank_free = self.last_beat[index - 2] + 1 if index >= 2 else 0
+        start = max(collected, self.last_issue, bank_free)
+        self.last_issue = start + max(kept * self.groups, 1)
+        full = self.last_issue + PASS_LATENCY + 1
+        self.lookup = max(full, self.lookup + self.groups + 1)
+        ready = self.lookup + self.groups + 1
+        first = max(ready + 1, self.last_beat[-1] + 1 if self.last_beat else 0)
+        self.last_beat.append(first + max(kept, 1) - 1)
+        return self.last_issue + 1, self.last_beat[-1]
+
+
+def job_cycles(
+    planes_by_query: Sequence[Sequence[int]],
+    *,
+    lanes: int,
+    in_flight: int,
+    kept_by_query: Sequence[int] | None = None,
+    groups: int = 1,
+) -> JobCycles:
+    """Simulate one job (list scheduling, exact): the front end alone, or with ``kept_by_query`` the
+    whole head whose back end takes ``groups`` cycles per kept key."""
     free = [DISPATCH_START] * lanes
     last_dispatch = DISPATCH_START - 1
     done: list[int] = []
+    released: list[int] = []
+    finished: list[int] = []
+    back = _BackEnd(groups) if kept_by_query is not None else None
     for index, planes in enumerate(planes_by_query):
         ready = last_dispatch + 1
         if index >= in_flight:
-            ready = max(ready, done[index - in_flight] + 1)
+            ready = max(ready, released[index - in_flight])
         finish = 0
         for p in planes:
             ready = max(heapq.heappop(free), ready)
@@ -55,7 +106,14 @@ def frontend_job(planes_by_query: Sequence[Sequence[int]], *, lanes: int, in_fli
             finish = max(finish, ready + p)
         last_dispatch = ready
         done.append(max(finish, done[-1]) if done else finish)
-    return JobCycles(done[-1] if done else 0, done)
+        if back is None:
+            released.append(done[-1] + 1)
+            finished.append(done[-1])
+        else:
+            release, last_beat = back.query(done[-1], kept_by_query[index])
+            released.append(release)
+            finished.append(last_beat)
+    return JobCycles(finished[-1] if finished else 0, finished)
 
 
 def planes_by_query(planes: np.ndarray, visible: np.ndarray, valid_len: int) -> list[list[int]]:
@@ -66,11 +124,23 @@ def planes_by_query(planes: np.ndarray, visible: np.ndarray, valid_len: int) -> 
 def frontend_cycles(
     cfg: EngineConfig, planes: np.ndarray, visible: np.ndarray, valid_len: np.ndarray
 ) -> list[JobCycles]:
-    """One ``JobCycles`` per problem, from ``[P, N, N]`` planes and visibility."""
+    """One front-end ``JobCycles`` per problem, from ``[P, N, N]`` planes and visibility."""
     return [
-        frontend_job(
+        job_cycles(planes_by_query(planes[p], visible[p], int(valid_len[p])),
+                   lanes=cfg.lanes, in_flight=cfg.queries_in_flight)
+        for p in range(planes.shape[0])
+    ]
+
+
+def head_cycles(
+    cfg: EngineConfig, planes: np.ndarray, visible: np.ndarray, kept: np.ndarray, valid_len: np.ndarray
+) -> list[JobCycles]:
+    """One whole-head ``JobCycles`` per problem (front end, back end and their coupling)."""
+    return [
+        job_cycles(
             planes_by_query(planes[p], visible[p], int(valid_len[p])),
             lanes=cfg.lanes, in_flight=cfg.queries_in_flight,
+            kept_by_query=kept[p].sum(axis=-1)[: int(valid_len[p])].tolist(), groups=cfg.v_groups,
         )
         for p in range(planes.shape[0])
     ]

@@ -18,8 +18,6 @@ from leopard.scripts.common import add_config_options, config_from_args, load_tr
 from leopard.verif import simulate
 from leopard.verif.plan import MODES, make_plan
 
-FRONTEND_TEST = "leopard.verif.cocotb_frontend"
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("generate", help="write the Verilog, config.json and regmap.json")
@@ -82,7 +80,7 @@ def simulate_trace(
         if stalls:
             runs.append({"trace": trace_path, "problems": problems, "idle": 0.3, "backpressure": 0.5,
                          "batches": 2, "seed": index, "modes": ["early_termination"]})
-        outcome = simulate.run(compiled, FRONTEND_TEST, make_plan(cfg, runs), waves_dir=waves_dir)
+        outcome = simulate.run(compiled, simulate.COCOTB_BENCH, make_plan(cfg, runs), waves_dir=waves_dir)
         for mode in MODES:
             cycles[mode] += outcome["runs"][0][mode]["cycles"]
             problem_cycles[mode].extend(outcome["runs"][0][mode]["problem_cycles"])
@@ -146,7 +144,7 @@ def run_bench_sim(args: argparse.Namespace) -> None:
             else:
                 simulate.check_simulator(sim)
                 top, source = verilog_text(cfg)
-                outcome = simulate.run(simulate.build(top, source, sim), FRONTEND_TEST, plan)
+                outcome = simulate.run(simulate.build(top, source, sim), simulate.COCOTB_BENCH, plan)
             if outcome["mismatches"]:
                 raise LeopardError(f"{sim} disagreed with the golden model: {outcome['messages'][:3]}")
             rows[sim] = {

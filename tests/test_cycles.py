@@ -47,20 +47,20 @@ query_planes = st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=12), mi
 @settings(max_examples=400, deadline=None)
 @given(query_planes, st.integers(1, 9), st.sampled_from([2, 4, 8]))
 def test_heap_model_equals_the_cycle_by_cycle_policy(planes, lanes, in_flight):
-    job = cycles.frontend_job(planes, lanes=lanes, in_flight=in_flight)
+    job = cycles.job_cycles(planes, lanes=lanes, in_flight=in_flight)
     assert job.query_done == stepped(planes, lanes, in_flight)
     assert job.cycles == job.query_done[-1]
 
 
 @given(query_planes, st.integers(1, 9))
 def test_no_schedule_beats_the_ideal(planes, lanes):
-    job = cycles.frontend_job(planes, lanes=lanes, in_flight=4)
+    job = cycles.job_cycles(planes, lanes=lanes, in_flight=4)
     assert job.cycles - cycles.DISPATCH_START >= sum(map(sum, planes)) / lanes
 
 
 def test_dense_cycles_of_one_full_query_are_rounds_of_k_bits():
     # 16 keys of 8 planes on 8 lanes: two rounds of 8 cycles after the dispatch start.
-    job = cycles.frontend_job([[8] * 16], lanes=8, in_flight=4)
+    job = cycles.job_cycles([[8] * 16], lanes=8, in_flight=4)
     assert job.cycles == cycles.DISPATCH_START + 16
 
 

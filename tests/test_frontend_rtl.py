@@ -35,14 +35,14 @@ def test_frontend_rtl(sim, name, tmp_path):
     straight, causal = tmp_path / "straight.npz", tmp_path / "causal.npz"
     trace_file.save(regression_trace(cfg, seed=1), straight)
     trace_file.save(regression_trace(cfg, seed=2, causal=True), causal)
-    plan = make_plan(cfg, [
+    plan = make_plan(cfg, top="frontend", runs=[
         {"trace": str(straight)},
         {"trace": str(causal), "batches": 2},
         {"trace": str(straight), "idle": 0.3, "backpressure": 0.5, "batches": 3, "seed": 4,
          "modes": ["early_termination"]},
     ])
-    top, source = verilog_text(cfg)
-    results = simulate.run(simulate.build(top, source, sim), "leopard.verif.cocotb_frontend", plan)
+    top, source = verilog_text(cfg, "frontend")
+    results = simulate.run(simulate.build(top, source, sim), simulate.COCOTB_BENCH, plan)
     assert results["mismatches"] == 0, results["messages"]
     for run in results["runs"][:2]:
         for mode in ("early_termination", "dense"):

@@ -24,7 +24,7 @@ def test_frontend_matches_golden_and_cycle_model(name, tmp_path):
     straight, causal = tmp_path / "straight.npz", tmp_path / "causal.npz"
     trace_file.save(regression_trace(cfg, seed=1), straight)
     trace_file.save(regression_trace(cfg, seed=2, causal=True), causal)
-    outcome = run_plan(cfg, make_plan(cfg, [
+    outcome = run_plan(cfg, make_plan(cfg, top="frontend", runs=[
         {"trace": str(straight)},
         {"trace": str(causal), "batches": 2},
         {"trace": str(straight), "idle": 0.3, "backpressure": 0.5, "batches": 3, "seed": 4},

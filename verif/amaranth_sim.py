@@ -1,4 +1,4 @@
-"""Running a simulation plan on the front end in Amaranth's own simulator (no Verilog, no build)."""
+"""Running a simulation plan in Amaranth's own simulator (no Verilog, no build)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from typing import Any
 from amaranth.sim import Simulator
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.frontend import FrontEnd
+from leopard.hw.generate import top_component
 
 from . import plan as sim_plan
 from .access import AmaranthAccess
 
 
 def run_plan(cfg: EngineConfig, plan: dict[str, Any]) -> dict[str, Any]:
-    """Execute ``plan`` (``verif/plan.py``) on ``FrontEnd(cfg)``; return its checked results."""
-    dut = FrontEnd(cfg)
+    """Execute ``plan`` (``verif/plan.py``) on its top built from ``cfg``; return its checked results."""
+    _, dut = top_component(cfg, plan["top"])
     outcome: dict[str, Any] = {}
 
     async def bench(ctx: Any) -> None:

@@ -1,6 +1,6 @@
-"""A simulation plan (traces, modes, stall settings) executed on any simulator access, with every
+"""A simulation plan (top, traces, modes, stall settings) executed on any simulator access, with every
 result checked against the golden and cycle models. The same plan runs under Amaranth's simulator
-(fast unit tests) and under cocotb on the emitted Verilog (``verif/cocotb_frontend.py``)."""
+(``verif/amaranth_sim.py``) and under cocotb on the emitted Verilog (``verif/cocotb_bench.py``)."""
 
 from __future__ import annotations
 
@@ -11,27 +11,25 @@ from leopard.hw.config import EngineConfig
 from leopard.model import golden
 from leopard.model import trace as trace_file
 
-from . import frontend_check
+from . import check
 from .access import SimAccess
-from .frontend_bench import FrontEndBench
+from .bench import Bench
 
 MODES = ("early_termination", "dense")
 
 
-def make_plan(
-    cfg: EngineConfig,
-    runs: list[dict[str, Any]],
-) -> dict[str, Any]:
+def make_plan(cfg: EngineConfig, runs: list[dict[str, Any]], *, top: str = "engine") -> dict[str, Any]:
     """A plan: ``runs`` items hold ``trace`` (path) and optionally ``problems`` (indices), ``modes``,
     ``batches`` (jobs per problem), ``idle``, ``backpressure`` (probabilities) and ``seed``."""
     defaults = {"problems": None, "modes": list(MODES), "batches": 1, "idle": 0.0, "backpressure": 0.0,
                 "seed": 0}
-    return {"config": cfg.to_dict(), "runs": [{**defaults, **run} for run in runs]}
+    return {"config": cfg.to_dict(), "top": top, "runs": [{**defaults, **run} for run in runs]}
 
 
 async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:
     """Run every job of ``plan``; return per-run, per-mode cycles and mismatches (JSON-ready)."""
     cfg = EngineConfig.from_dict(plan["config"])
+    top = plan["top"]
     started = time.perf_counter()
     outcome: dict[str, Any] = {"runs": [], "mismatches": 0, "messages": [], "sim_cycles": 0}
     first = True
@@ -42,7 +40,7 @@ async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:
         problems = trace.problems()
         indices = run["problems"] if run["problems"] is not None else range(problems.count)
         stall_free = run["idle"] == 0 and run["backpressure"] == 0
-        bench = FrontEndBench(cfg, sim, seed=run["seed"], idle=run["idle"], backpressure=run["backpressure"])
+        bench = Bench(cfg, sim, top=top, seed=run["seed"], idle=run["idle"], backpressure=run["backpressure"])
         if first:
             await bench.reset_inputs()
             first = False
@@ -50,14 +48,12 @@ async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:
         for mode in run["modes"]:
             dense = mode == "dense"
             expected = golden.run(cfg, problems, dense=dense)
-            comparison = frontend_check.Comparison()
+            comparison = check.Comparison()
             per_problem = []
             for p in indices:
-                result = await frontend_check.run_problem(
-                    bench, problems, int(p), dense=dense, batches=run["batches"]
-                )
+                result = await check.run_problem(bench, problems, int(p), dense=dense, batches=run["batches"])
                 before = comparison.cycles
-                frontend_check.compare(result, expected, cfg, comparison, check_cycles=stall_free)
+                check.compare(result, expected, cfg, top, comparison, check_cycles=stall_free)
                 per_problem.append(comparison.cycles - before)
             summary[mode] = {
                 "cycles": comparison.cycles,

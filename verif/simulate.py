@@ -20,6 +20,7 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 
 SIMULATORS = ("icarus", "verilator")
+COCOTB_BENCH = "leopard.verif.cocotb_bench"
 TIMESCALE = ("1ns", "1ps")
 
 

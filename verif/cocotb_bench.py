@@ -1,5 +1,5 @@
-"""cocotb test of the emitted front-end Verilog: runs the plan in ``$LEOPARD_PLAN`` (``verif/plan.py``)
-and writes the checked results to ``$LEOPARD_RESULTS``."""
+"""cocotb test of the emitted Verilog (engine or front end): runs the plan in ``$LEOPARD_PLAN``
+(``verif/plan.py``) and writes the checked results to ``$LEOPARD_RESULTS``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,229 @@
+"""The testbench of the front-end and whole-engine tops: drives the register bus and the K/V/Q streams,
+collects the output streams, with optional random idle cycles on inputs and back-pressure on outputs.
+
+It runs on any ``SimAccess`` (Amaranth's simulator or cocotb on the emitted Verilog).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from leopard.hw import layouts
+from leopard.hw.config import EngineConfig
+from leopard.hw.regmap import register_map
+
+from .access import SimAccess
+from .packing import decode, encode
+
+TOPS = ("engine", "frontend")
+
+DRAIN_CYCLES = 4
+"""Cycles with the engine idle and nothing offered on the outputs after which a job is over (more than
+the output FIFOs' write-to-read latency)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: a batch of queries of one problem against its resident keys (and values)."""
+
+    queries: np.ndarray
+    """``[Q, D]`` query vectors, positions ``first … first+Q−1``."""
+    keys: int
+    first: int = 0
+    causal: bool = False
+    dense: bool = False
+    slot: int = 0
+
+
+@dataclass
+class JobResult:
+    """What the RTL produced for one job (query indices are absolute positions, cycles count from the
+    ``start`` write)."""
+
+    cycles: int = 0
+    kept_count: int = 0
+    planes_count: int = 0
+    queries_done: int = 0
+    status: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)
+    """``(query, key) → (planes, kept)`` for every decided key (status stream)."""
+    kept: dict[tuple[int, int], int] = field(default_factory=dict)
+    """``(query, key) → score`` for every kept key (front end's kept stream)."""
+    completed: int = 0
+    """Query completions signalled on the kept stream (front end)."""
+    probs: dict[tuple[int, int], int] = field(default_factory=dict)
+    """``(query, key) → probability`` (engine's result packets)."""
+    outputs: dict[int, list[int]] = field(default_factory=dict)
+    """``query → output vector`` (engine)."""
+    packet_kept: dict[int, int] = field(default_factory=dict)
+    packet_cycle: dict[int, int] = field(default_factory=dict)
+    """``query → cycle`` of its packet's last beat (engine)."""
+    order: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    """Keys or queries reported twice (always a fault)."""
+
+
+class Bench:
+    """Cycle-level driver of ``FrontEnd`` (``top="frontend"``) or ``Engine`` (``top="engine"``)."""
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        sim: SimAccess,
+        *,
+        top: str = "engine",
+        seed: int = 0,
+        idle: float = 0.0,
+        backpressure: float = 0.0,
+    ) -> None:
+        if top not in TOPS:
+            raise ValueError(f"unknown top {top!r}")
+        self.cfg = cfg
+        self.sim = sim
+        self.top = top
+        self.regs = register_map(cfg)
+        self.rng = random.Random(seed)
+        self.idle = idle
+        self.backpressure = backpressure
+        self.cycles_run = 0
+        self._outputs = ("out",) if top == "engine" else ("kept",)
+        if cfg.status_stream:
+            self._outputs += ("status",)
+        self._layouts = {
+            "q": layouts.query(cfg), "k": layouts.key_beat(cfg), "v": layouts.value_beat(cfg),
+            "kept": layouts.kept_beat(cfg), "status": layouts.status_beat(cfg),
+            "out": layouts.output_packet(cfg),
+        }
+
+    async def cycle(self) -> None:
+        await self.sim.settle()
+        await self.next_cycle()
+
+    async def next_cycle(self) -> None:
+        self.cycles_run += 1
+        await self.sim.next_cycle()
+
+    async def reset_inputs(self) -> None:
+        inputs = ["bus__w_en", "bus__r_en", "q__valid", "k__valid"]
+        if self.top == "engine":
+            inputs.append("v__valid")
+        for name in inputs:
+            self.sim.set(name, 0)
+        for name in self._outputs:
+            self.sim.set(f"{name}__ready", 1)
+        await self.cycle()
+
+    async def write(self, name: str, value: int, index: int = 0) -> None:
+        register = self.regs[name]
+        self.sim.set("bus__addr", register.offset + index)
+        self.sim.set("bus__w_data", value & ((1 << self.regs.data_width) - 1))
+        self.sim.set("bus__w_en", 1)
+        await self.cycle()
+        self.sim.set("bus__w_en", 0)
+
+    async def read(self, name: str, index: int = 0) -> int:
+        self.sim.set("bus__addr", self.regs[name].offset + index)
+        self.sim.set("bus__r_en", 1)
+        await self.cycle()
+        self.sim.set("bus__r_en", 0)
+        return self.sim.get("bus__r_data")
+
+    async def program(self, slot: int, threshold: int, scale_word: int) -> None:
+        await self.write("THRESHOLD", threshold, slot)
+        await self.write("SCALE", scale_word, slot)
+
+    async def load(self, stream: str, rows: np.ndarray) -> None:
+        """Stream ``rows[j]`` into row ``j`` of the key (``k``) or value (``v``) store, with idle cycles."""
+        field_name = "key" if stream == "k" else "value"
+        pending = deque(range(len(rows)))
+        while pending:
+            offer = self.rng.random() >= self.idle
+            if offer:
+                j = pending[0]
+                payload = encode(self._layouts[stream], {"index": j, field_name: rows[j].tolist()})
+                self.sim.set(f"{stream}__payload", payload)
+            self.sim.set(f"{stream}__valid", int(offer))
+            await self.sim.settle()
+            if offer and self.sim.get(f"{stream}__ready"):
+                pending.popleft()
+            await self.next_cycle()
+        self.sim.set(f"{stream}__valid", 0)
+
+    async def run(self, job: Job) -> JobResult:
+        """Program the job registers, start it, feed its queries, collect every output until idle."""
+        await self.write("MODE", int(job.dense) | int(job.causal) << 1)
+        await self.write("JOB_KEYS", job.keys)
+        await self.write("JOB_QUERIES", len(job.queries))
+        await self.write("JOB_FIRST", job.first)
+        await self.write("JOB_SLOT", job.slot)
+        result = JobResult()
+        pending = deque(range(len(job.queries)))
+        cycle = 0
+        quiet = 0
+        self.sim.set("bus__addr", self.regs["CTRL"].offset)
+        self.sim.set("bus__w_data", 1)
+        self.sim.set("bus__w_en", 1)
+        while quiet < DRAIN_CYCLES:
+            offer = bool(pending) and self.rng.random() >= self.idle
+            if offer:
+                self.sim.set("q__payload", encode(self._layouts["q"], job.queries[pending[0]].tolist()))
+            self.sim.set("q__valid", int(offer))
+            for name in self._outputs:
+                self.sim.set(f"{name}__ready", int(self.rng.random() >= self.backpressure))
+            await self.sim.settle()
+            if offer and self.sim.get("q__ready"):
+                pending.popleft()
+            offered = False
+            for name in self._outputs:
+                if self.sim.get(f"{name}__valid"):
+                    offered = True
+                    if self.sim.get(f"{name}__ready"):
+                        beat = decode(self._layouts[name], self.sim.get(f"{name}__payload"))
+                        getattr(self, f"_take_{name}")(job, beat, result, cycle)
+            busy = self.sim.get("busy")
+            await self.next_cycle()
+            if cycle == 0:
+                self.sim.set("bus__w_en", 0)
+            cycle += 1
+            quiet = quiet + 1 if not (busy or offered or pending) else 0
+        if await self.read("STATUS") & 0b100:
+            raise ValueError("the engine refused the job (STATUS.error)")
+        result.cycles = await self.read("CYCLES")
+        result.kept_count = await self.read("KEPT")
+        result.planes_count = await self.read("PLANES")
+        result.queries_done = await self.read("QUERIES_DONE")
+        return result
+
+    @staticmethod
+    def _take_kept(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
+        result.completed += beat["done"]
+        for entry in beat["keys"]:
+            if entry["valid"]:
+                where = (job.first + entry["query"], entry["key"])
+                result.duplicates += where in result.kept
+                result.kept[where] = entry["score"]
+
+    @staticmethod
+    def _take_status(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
+        for entry in beat["keys"]:
+            if entry["valid"]:
+                where = (job.first + entry["query"], entry["key"])
+                result.duplicates += where in result.status
+                result.status[where] = (entry["planes"], bool(entry["kept"]))
+
+    @staticmethod
+    def _take_out(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
+        query = job.first + beat["query"]
+        if beat["has_key"]:
+            where = (query, beat["key"])
+            result.duplicates += where in result.probs
+            result.probs[where] = beat["prob"]
+        if beat["last"]:
+            result.duplicates += query in result.outputs
+            result.outputs[query] = beat["vector"]
+            result.packet_kept[query] = beat["kept"]
+            result.packet_cycle[query] = cycle
+            result.order.append(query)
