@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -249,7 +250,7 @@ class Trainer:
         try:
             saved = torch.load(path, weights_only=True)
             state = State(**saved["state"])
-        except (OSError, RuntimeError, KeyError, TypeError, EOFError) as error:
+        except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
             raise LeopardError(f"checkpoint {path} is unreadable ({error}); delete it to restart") from None
         self._check_compatible(path, saved, state.step)
         self.model.load_state_dict(saved["model"])

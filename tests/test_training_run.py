@@ -157,3 +157,11 @@ def test_a_missing_package_is_a_one_line_error(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "tqdm" else real(name, *rest))
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == "leopard train: error: the package tqdm is not installed; run `make setup`\n"
+
+
+@pytest.mark.parametrize("content", [b"junk\n", b"PK\x03\x04 truncated"])
+def test_an_unreadable_checkpoint_is_a_one_line_error(inputs, tmp_path, content):
+    model_dir, spec = inputs
+    (tmp_path / CHECKPOINT).write_bytes(content)
+    with pytest.raises(LeopardError, match=r"is unreadable .*; delete it to restart"):
+        train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
