@@ -117,6 +117,10 @@ class HardwareCore:
     captured: list[Captured] = field(init=False, default_factory=list)
     queries: int = field(init=False, default=0)
     empty_queries: int = field(init=False, default=0)
+    mantissa: np.ndarray = field(init=False)
+    """``[layers, heads]`` scale registers (``fixedpoint.encode_scale`` of ``scale``): mantissas …"""
+    shift: np.ndarray = field(init=False)
+    """… and shifts."""
 
     def __post_init__(self) -> None:
         self.stats = PruningStats.zeros(*self.theta.shape)
