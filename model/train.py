@@ -189,6 +189,21 @@ def initial_thresholds(
     return torch.tensor(values, dtype=torch.float32)
 
 
+def check_engine(cfg: EngineConfig, config: bert.BertConfig, spec: DataSpec) -> None:
+    """Refuse, before training, an engine config the export could not be made for."""
+    if cfg.head_dim != config.head_dim:
+        raise LeopardError(f"the engine's head_dim {cfg.head_dim} differs from the model's {config.head_dim}")
+    slots = config.num_hidden_layers * config.num_attention_heads
+    if cfg.threshold_regs < slots:
+        raise LeopardError(
+            f"the engine's threshold_regs {cfg.threshold_regs} cannot hold {slots} (layer, head) slots"
+        )
+    if cfg.max_seq_len < spec.max_tokens:
+        raise LeopardError(
+            f"the engine's max_seq_len {cfg.max_seq_len} is below the {spec.max_tokens} tokens of a sentence"
+        )
+
+
 @dataclass
 class State:
     """What a checkpoint holds besides the weights and optimizer."""
@@ -215,6 +230,7 @@ class Trainer:
         self.train_ids = self.tokenizer.encode(self.dataset.train.texts)
         self.schedule = Schedule.of(settings, len(self.train_ids))
         pretrained = bert.load_pretrained(self.model_dir)
+        check_engine(cfg, pretrained.config, spec)
         self.model = bert.Classifier(pretrained.config, len(self.dataset.label_names))
         self.model.bert = pretrained
         torch.manual_seed(settings.seed)

@@ -53,6 +53,7 @@ def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> Non
         help="for --data FILE: rows of one group stay on one side of the split (default: split by row)")
     add("--split-seed", type=int, default=0, help="seed of the train/test split (default: 0)")
     add("--test-fraction", type=float, default=0.2, help="share of groups held out (default: 0.2)")
+    add("--max-tokens", type=int, default=64, help="tokens per sentence with [CLS] and [SEP] (default: 64)")
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +116,9 @@ def _spec(args: argparse.Namespace) -> DataSpec:
         spec = data.DataSpec()
     else:
         spec = data.user_spec(args.data, args.text_column, args.label_column, args.group_column)
-    return replace(spec, seed=args.split_seed, test_fraction=args.test_fraction)
+    if args.max_tokens < 3:
+        raise LeopardError(f"--max-tokens must be at least 3, got {args.max_tokens}")
+    return replace(spec, seed=args.split_seed, test_fraction=args.test_fraction, max_tokens=args.max_tokens)
 
 
 def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:

@@ -6,11 +6,12 @@ import itertools
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
 
 from leopard.hw.errors import LeopardError
-from leopard.model import export, sweep
+from leopard.model import export, plots, sweep
 from leopard.model.train import CHECKPOINT, EXPORT, FINETUNED, Schedule, Trainer, temperature, train
 from leopard.scripts.cli import main
 
@@ -111,7 +112,7 @@ def test_sweep_writes_the_table_and_plots(inputs, tmp_path):
 def test_train_command_on_a_users_csv(inputs, tmp_path, capsys):
     model_dir, spec = inputs
     args = ["train", "--model", str(model_dir), "--data", spec.data, "--text-column", "review",
-            "--label-column", "sentiment", "--group-column", "film", "--epochs", "1", "--soft-steps", "2",
+            "--label-column", "sentiment", "--group-column", "film", "--max-tokens", "12", "--epochs", "1", "--soft-steps", "2",
             "--hard-steps", "1", "--no-progress", "--config", str(_tiny_config(tmp_path)),
             "--out", str(tmp_path / "run")]
     assert main(args) == 0
@@ -165,3 +166,27 @@ def test_an_unreadable_checkpoint_is_a_one_line_error(inputs, tmp_path, content)
     (tmp_path / CHECKPOINT).write_bytes(content)
     with pytest.raises(LeopardError, match=r"is unreadable .*; delete it to restart"):
         train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"head_dim": 8}, "head_dim 8 differs from the model's 4"),
+        ({"threshold_regs": 3}, "threshold_regs 3 cannot hold 4"),
+        ({"max_seq_len": 8}, "max_seq_len 8 is below the 12 tokens"),
+    ],
+)
+def test_an_engine_config_the_model_cannot_use_is_refused_before_training(inputs, tmp_path, change, message):
+    model_dir, spec = inputs
+    with pytest.raises(LeopardError, match=message):
+        train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE.replace(**change), model_dir=model_dir, progress=False)
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_plots_are_byte_identical(tmp_path):
+    rows = [{"lambda": 0.1, "pruned_fraction": 0.7, "accuracy_quantized_pruned": 80.0, "accuracy_float": 80.5}]
+    for name in ("a.png", "b.png"):
+        plots.tradeoff(rows, 79.0, {"float": 80.2}, tmp_path / name)
+        plots.threshold_map(np.ones((2, 3)), np.full((2, 3), 0.5), "t", tmp_path / f"map-{name}")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "map-a.png").read_bytes() == (tmp_path / "map-b.png").read_bytes()
