@@ -199,9 +199,19 @@ def run_evaluate(args: argparse.Namespace) -> None:
     made = _load_export(args)
     figures = evaluate(made, _test_set(args, made))
     print(report.table({key: value for key, value in figures.items() if not key.endswith("_per_head")}))
+    print(per_head_table(figures["pruned_per_head"]))
     if args.out:
         write_json(args.out, figures)
         print(f"wrote {args.out}")
+
+
+def per_head_table(pruned: list[list[float]]) -> str:
+    """Percent of scores pruned, one row per layer, one column per head."""
+    heads = len(pruned[0])
+    lines = [f"{'scores pruned (%)':<18}" + "".join(f"{'h' + str(head):>5}" for head in range(heads))]
+    lines += [f"{'layer ' + str(layer):<18}" + "".join(f"{100 * value:5.0f}" for value in row)
+              for layer, row in enumerate(pruned)]
+    return "\n".join(lines)
 
 
 def run_trace(args: argparse.Namespace) -> None:

@@ -115,7 +115,8 @@ def test_evaluate_reports_the_four_accuracies_reproducibly(trained, tmp_path, ca
     assert report["accuracy_loss"] == pytest.approx(
         report["accuracy"]["quantized_pruned"] - report["accuracy"]["float"], abs=1e-3)
     assert np.array(report["pruned_per_head"]).shape == (2, 2)
-    assert "pruned_fraction" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pruned_fraction" in out and "layer 1" in out and "h1" in out
 
 
 def test_evaluate_refuses_another_engine_config(trained, capsys):
