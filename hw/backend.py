@@ -10,7 +10,7 @@ from . import layouts
 from .collector import KeptCollector
 from .config import SCALE_SHIFT_BITS, EngineConfig
 from .normalizer import Normalizer
-from .softmax_pass import SoftmaxPass
+from .softmax_pass import SoftmaxPass, exponent_address_bits
 from .v_store import ValueStore
 
 
@@ -40,7 +40,9 @@ class BackEnd(wiring.Component):
         m.submodules.softmax = softmax = SoftmaxPass(cfg)
         m.submodules.normalizer = normalizer = Normalizer(cfg)
         m.submodules.values = values = ValueStore(cfg)
-        exponents = memory.Memory(shape=layouts.weighted_key(cfg), depth=2 << cfg.index_bits, init=[])
+        exponents = memory.Memory(
+            shape=layouts.weighted_key(cfg), depth=1 << exponent_address_bits(cfg), init=[]
+        )
         m.submodules.exponents = exponents
         wiring.connect(m, wiring.flipped(self.kept), collector.kept)
         wiring.connect(m, wiring.flipped(self.v), values.v)

@@ -66,6 +66,9 @@ class EngineConfig:
     v_lanes: int | None = None
     """Elements of a ``v`` row the back end multiplies per cycle (a divisor of ``head_dim``, by default
     all of them): a kept key costs ``head_dim / v_lanes`` back-end cycles."""
+    result_buffers: int = 3
+    """Accumulator/exponent buffers between the softmax pass and the normalizer: the pass may run
+    that many queries ahead of the packet being sent (3 keeps a dense back end at one key per cycle)."""
     queries_in_flight: int = 4
     """Queries whose keys may be in the lanes at once (a power of two): query ``i`` is dispatched only
     once query ``i − queries_in_flight`` has completed."""
@@ -104,6 +107,7 @@ class EngineConfig:
         _check_range("v_lanes", self.v_lanes, 1, 256)
         if self.head_dim % self.v_lanes:
             raise ConfigError(f"v_lanes ({self.v_lanes}) must divide head_dim ({self.head_dim})")
+        _check_range("result_buffers", self.result_buffers, 2, 8)
         _check_range("queries_in_flight", self.queries_in_flight, 2, 16)
         if self.queries_in_flight & (self.queries_in_flight - 1):
             raise ConfigError(f"queries_in_flight must be a power of two, got {self.queries_in_flight}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth._toolchain.yosys import find_yosys
+from amaranth.back import rtlil
 from amaranth.lib import wiring
 
 from .config import EngineConfig
@@ -23,11 +24,19 @@ def top_component(cfg: EngineConfig, top: str) -> tuple[str, wiring.Component]:
     return name, build(cfg)
 
 
+YOSYS_SCRIPT = ("proc", "memory_collect", "opt_clean", "write_verilog")
+"""Processes become multiplexers, so combinational logic is continuous assignments: every simulator
+(Icarus included) evaluates it at time zero, which ``always @*`` blocks do not guarantee."""
+
+
 def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
     """``(module name, Verilog source)`` of ``top`` built from ``cfg`` (no source paths embedded)."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     name, component = top_component(cfg, top)
-    return name, verilog.convert(component, name=name, emit_src=False)
+    text = rtlil.convert(component, name=name, emit_src=False)
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_SCRIPT])
+    return name, yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
 def generate(cfg: EngineConfig, out_dir: str | Path, top: str = "engine") -> list[Path]:

@@ -22,10 +22,11 @@ Back end, per query ``i`` with ``n`` kept keys and ``c = head_dim / v_lanes`` (s
 
 - its completion beat reaches the collector ``KEPT_FIFO_LATENCY`` cycles after it completes and is
   collected the cycle after that;
-- the softmax pass starts it at ``s = max(collected, last issue of i−1, bank free)`` (its accumulator
-  bank is free the cycle after query ``i − 2``'s last output beat), issues ``max(n·c, 1)`` cycles and
-  releases it the cycle after its last issue; the bank is full ``PASS_LATENCY + 1`` cycles after it;
-- the normalizer's lookup starts at ``max(full, previous lookup start + c + 1)`` and the bank is
+- the softmax pass starts it at ``s = max(collected, last issue of i−1, buffer free)`` (its result
+  buffer is free the cycle after query ``i − B``'s last output beat, ``B = result_buffers``), issues
+  ``max(n·c, 1)`` cycles and releases it the cycle after its last issue; the buffer is full
+  ``PASS_LATENCY + 1`` cycles after it;
+- the normalizer's lookup starts at ``max(full, previous lookup start + c + 1)`` and the buffer is
   ready ``c + 1`` cycles later; its packet starts at ``max(ready + 1, previous packet's last beat + 1)``
   and has ``max(n, 1)`` beats.
 - The head's cycle count is the cycle of the last query's last beat.
@@ -58,8 +59,9 @@ class JobCycles:
 class _BackEnd:
     """The back end's per-query recursion of the module docstring."""
 
-    def __init__(self, groups: int) -> None:
+    def __init__(self, groups: int, buffers: int) -> None:
         self.groups = groups
+        self.buffers = buffers
         self.last_issue = -1
         self.lookup = -(groups + 1)
         self.last_beat: list[int] = []
@@ -68,8 +70,8 @@ class _BackEnd:
         """(release visible, last beat) of the next query, completed in cycle ``done``."""
         index = len(self.last_beat)
         collected = done + KEPT_FIFO_LATENCY + 1
-        bank_free = self.last_beat[index - 2] + 1 if index >= 2 else 0
-        start = max(collected, self.last_issue, bank_free)
+        buffer_free = self.last_beat[index - self.buffers] + 1 if index >= self.buffers else 0
+        start = max(collected, self.last_issue, buffer_free)
         self.last_issue = start + max(kept * self.groups, 1)
         full = self.last_issue + PASS_LATENCY + 1
         self.lookup = max(full, self.lookup + self.groups + 1)
@@ -86,15 +88,17 @@ def job_cycles(
     in_flight: int,
     kept_by_query: Sequence[int] | None = None,
     groups: int = 1,
+    buffers: int = 3,
 ) -> JobCycles:
     """Simulate one job (list scheduling, exact): the front end alone, or with ``kept_by_query`` the
-    whole head whose back end takes ``groups`` cycles per kept key."""
+    whole head whose back end takes ``groups`` cycles per kept key and has ``buffers`` result
+    buffers."""
     free = [DISPATCH_START] * lanes
     last_dispatch = DISPATCH_START - 1
     done: list[int] = []
     released: list[int] = []
     finished: list[int] = []
-    back = _BackEnd(groups) if kept_by_query is not None else None
+    back = _BackEnd(groups, buffers) if kept_by_query is not None else None
     for index, planes in enumerate(planes_by_query):
         ready = last_dispatch + 1
         if index >= in_flight:
@@ -141,6 +145,7 @@ def head_cycles(
             planes_by_query(planes[p], visible[p], int(valid_len[p])),
             lanes=cfg.lanes, in_flight=cfg.queries_in_flight,
             kept_by_query=kept[p].sum(axis=-1)[: int(valid_len[p])].tolist(), groups=cfg.v_groups,
+            buffers=cfg.result_buffers,
         )
         for p in range(planes.shape[0])
     ]
@@ -149,6 +154,20 @@ def head_cycles(
 def ideal_cycles(planes: np.ndarray, visible: np.ndarray, lanes: int) -> float:
     """Every key costs exactly its planes, perfectly packed over the lanes, queries overlapping."""
     return float(planes[visible].sum()) / lanes
+
+
+def ideal_head_cycles(
+    cfg: EngineConfig, planes: np.ndarray, visible: np.ndarray, kept: np.ndarray, valid_len: np.ndarray
+) -> float:
+    """Per problem, the larger of the front end's ideal and the back end's (each query costs
+    ``max(n·c, 1)`` pass cycles), front and back perfectly overlapped; summed over problems."""
+    total = 0.0
+    for p in range(planes.shape[0]):
+        front = float(planes[p][visible[p]].sum()) / cfg.lanes
+        counts = kept[p].sum(axis=-1)[: int(valid_len[p])]
+        back = float(np.maximum(counts * cfg.v_groups, 1).sum())
+        total += max(front, back)
+    return total
 
 
 def load_cycles(valid_len: np.ndarray, k_bits: int) -> int:

@@ -27,51 +27,65 @@ def pruning_stats(result: golden.GoldenResult) -> dict[str, Any]:
     }
 
 
-def cycle_figures(early: int, dense: int, ideal: float, load: int) -> dict[str, Any]:
-    """``cycles``, ``cycles_load``, ``speedup`` and ``efficiency`` from measured or modelled counts."""
+def cycle_figures(
+    early: int, dense: int, ideal: float, *, suffix: str = ""
+) -> dict[str, Any]:
+    """``cycles{suffix}``, ``speedup{suffix}`` and ``efficiency{suffix}`` from measured or modelled
+    counts (``suffix`` is ``""`` for the front end, ``"_head"`` for the whole head)."""
     return {
-        "cycles": {"early_termination": early, "dense": dense, "ideal": round(ideal, 6)},
-        "cycles_load": load,
-        "speedup": round(dense / early, 6),
-        "efficiency": round(ideal / early, 6),
+        f"cycles{suffix}": {"early_termination": early, "dense": dense, "ideal": round(ideal, 6)},
+        f"speedup{suffix}": round(dense / early, 6),
+        f"efficiency{suffix}": round(ideal / early, 6),
     }
+
+
+def modelled_cycles(cfg: EngineConfig, problems: golden.Problems) -> dict[str, dict[str, int]]:
+    """The cycle model's ``{"front": {mode: cycles}, "head": {mode: cycles}}`` over every problem."""
+    figures: dict[str, dict[str, int]] = {"front": {}, "head": {}}
+    for mode, dense in (("early_termination", False), ("dense", True)):
+        result = golden.run(cfg, problems, dense=dense)
+        front = cycles.frontend_cycles(cfg, result.planes, result.visible, problems.valid_len)
+        head = cycles.head_cycles(cfg, result.planes, result.visible, result.kept, problems.valid_len)
+        figures["front"][mode] = sum(job.cycles for job in front)
+        figures["head"][mode] = sum(job.cycles for job in head)
+    return figures
 
 
 def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any]:
-    """What ``leopard golden`` writes: statistics and the modelled front-end cycles."""
-    early = golden.run(cfg, problems)
-    dense = golden.run(cfg, problems, dense=True)
-    modelled = {
-        mode: sum(job.cycles for job in cycles.frontend_cycles(
-            cfg, result.planes, result.visible, problems.valid_len
-        ))
-        for mode, result in (("early_termination", early), ("dense", dense))
-    }
-    return _report(cfg, problems, early, modelled)
+    """What ``leopard golden`` writes: statistics and the modelled front-end and whole-head cycles."""
+    modelled = modelled_cycles(cfg, problems)
+    return report(cfg, problems, modelled["front"], modelled["head"])
 
 
-def sim_report(
-    cfg: EngineConfig, problems: golden.Problems, measured: dict[str, int], mismatches: int
+def report(
+    cfg: EngineConfig,
+    problems: golden.Problems,
+    front: dict[str, int],
+    head: dict[str, int] | None,
+    *,
+    mismatches: int | None = None,
 ) -> dict[str, Any]:
-    """What ``leopard sim`` writes: the golden report's keys with the RTL's measured cycles, plus
-    ``mismatches`` (values differing between RTL and golden model)."""
+    """The report keys of BRIEF §5 from front-end (and whole-head) cycles, modelled or measured;
+    ``mismatches`` is added by ``leopard sim``."""
     early = golden.run(cfg, problems)
-    return {**_report(cfg, problems, early, measured), "mismatches": mismatches}
-
-
-def _report(
-    cfg: EngineConfig, problems: golden.Problems, early: golden.GoldenResult, front: dict[str, int]
-) -> dict[str, Any]:
-    return {
+    figures: dict[str, Any] = {
         "problems": problems.count,
         **pruning_stats(early),
         **cycle_figures(
-            front["early_termination"],
-            front["dense"],
+            front["early_termination"], front["dense"],
             cycles.ideal_cycles(early.planes, early.visible, cfg.lanes),
-            cycles.load_cycles(problems.valid_len, cfg.k_bits),
         ),
+        "cycles_load": cycles.load_cycles(problems.valid_len, cfg.k_bits),
     }
+    if head is not None:
+        figures.update(cycle_figures(
+            head["early_termination"], head["dense"],
+            cycles.ideal_head_cycles(cfg, early.planes, early.visible, early.kept, problems.valid_len),
+            suffix="_head",
+        ))
+    if mismatches is not None:
+        figures["mismatches"] = mismatches
+    return figures
 
 
 def _fmt(value: Any) -> str:

@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("generate", help="write the Verilog, config.json and regmap.json")
     add_config_options(parser)
     parser.add_argument("--out", required=True, metavar="DIR")
-    parser.add_argument("--top", choices=sorted(TOPS), default="frontend")
+    parser.add_argument("--top", choices=sorted(TOPS), default="engine",
+                        help="the whole head (default) or the QK front end alone")
     parser.set_defaults(run=run_generate)
 
     parser = commands.add_parser("sim", help="simulate a trace on the RTL, check it, write the report")
@@ -57,40 +58,44 @@ def _progress(message: str) -> None:
 
 
 def simulate_trace(
-    trace_path: str, trace: trace_file.Trace, sim: str, *, chunk: int, waves_dir: Path | None,
-    stalls: bool,
+    trace_path: str, trace: trace_file.Trace, sim: str, top: str, *, chunk: int,
+    waves_dir: Path | None, stalls: bool,
 ) -> dict[str, Any]:
-    """Run every problem of the trace in both modes (stall-free), in launches of ``chunk`` problems;
-    return the measured cycles, mismatches and messages, and the simulator's throughput."""
+    """Run every problem of the trace on ``top`` in both modes (stall-free), in launches of ``chunk``
+    problems; return the measured cycles, mismatches, messages and the simulator's throughput."""
     cfg = trace.config
-    top, source = verilog_text(cfg)
+    module, source = verilog_text(cfg, top)
     started = time.perf_counter()
-    _progress(f"building the {sim} model of {top} (cached by the Verilog's hash)")
-    compiled = simulate.build(top, source, sim, waves=waves_dir is not None)
+    _progress(f"building the {sim} model of {module} (cached by the Verilog's hash)")
+    compiled = simulate.build(module, source, sim, waves=waves_dir is not None)
     build_seconds = time.perf_counter() - started
     chunks = [list(range(i, min(i + chunk, trace.count))) for i in range(0, trace.count, chunk)]
     if waves_dir is not None:
         chunks = [list(range(trace.count))]
-    cycles = {mode: 0 for mode in MODES}
-    totals: dict[str, Any] = {"mismatches": 0, "messages": [], "sim_cycles": 0, "sim_seconds": 0.0}
-    problem_cycles: dict[str, list[int]] = {mode: [] for mode in MODES}
+    totals: dict[str, Any] = {
+        "cycles": dict.fromkeys(MODES, 0), "problem_cycles": {mode: [] for mode in MODES},
+        "mismatches": 0, "messages": [], "sim_cycles": 0, "sim_seconds": 0.0,
+        "build_seconds": build_seconds,
+    }
     for index, problems in enumerate(chunks, 1):
-        _progress(f"[{index}/{len(chunks)}] {sim}: problems {problems[0]}..{problems[-1]} of {trace.count}")
+        _progress(f"[{index}/{len(chunks)}] {sim} {module}: problems {problems[0]}..{problems[-1]} "
+                  f"of {trace.count}")
         runs = [{"trace": trace_path, "problems": problems}]
         if stalls:
             runs.append({"trace": trace_path, "problems": problems, "idle": 0.3, "backpressure": 0.5,
                          "batches": 2, "seed": index, "modes": ["early_termination"]})
-        outcome = simulate.run(compiled, simulate.COCOTB_BENCH, make_plan(cfg, runs), waves_dir=waves_dir)
+        outcome = simulate.run(
+            compiled, simulate.COCOTB_BENCH, make_plan(cfg, runs, top=top), waves_dir=waves_dir
+        )
         for mode in MODES:
-            cycles[mode] += outcome["runs"][0][mode]["cycles"]
-            problem_cycles[mode].extend(outcome["runs"][0][mode]["problem_cycles"])
+            totals["cycles"][mode] += outcome["runs"][0][mode]["cycles"]
+            totals["problem_cycles"][mode].extend(outcome["runs"][0][mode]["problem_cycles"])
         totals["mismatches"] += outcome["mismatches"]
         totals["messages"].extend(outcome["messages"])
         totals["sim_cycles"] += outcome["sim_cycles"]
         totals["sim_seconds"] += outcome["seconds"]
         if "waves" in outcome:
             totals["waves"] = outcome["waves"]
-    totals.update(cycles=cycles, problem_cycles=problem_cycles, build_seconds=build_seconds)
     return totals
 
 
@@ -101,26 +106,37 @@ def run_sim(args: argparse.Namespace) -> int:
         raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
     out = Path(args.out)
     waves_dir = out.parent if args.waves else None
-    measured = simulate_trace(
-        args.trace, trace, args.sim, chunk=args.chunk, waves_dir=waves_dir, stalls=args.stalls
+    measured = {
+        top: simulate_trace(args.trace, trace, args.sim, top, chunk=args.chunk, waves_dir=waves_dir,
+                            stalls=args.stalls)
+        for top in ("frontend", "engine")
+    }
+    mismatches = sum(m["mismatches"] for m in measured.values())
+    figures = report.report(
+        trace.config, trace.problems(), measured["frontend"]["cycles"], measured["engine"]["cycles"],
+        mismatches=mismatches,
     )
-    figures = report.sim_report(trace.config, trace.problems(), measured["cycles"], measured["mismatches"])
     print(report.table(figures))
     write_json(out, figures)
     timing = out.with_suffix(".timing.json")
     write_json(timing, {
-        "simulator": args.sim,
-        "simulated_cycles": measured["sim_cycles"],
-        "simulation_seconds": round(measured["sim_seconds"], 3),
-        "cycles_per_second": round(measured["sim_cycles"] / max(measured["sim_seconds"], 1e-9)),
-        "build_seconds": round(measured["build_seconds"], 3),
+        top: {
+            "simulator": args.sim,
+            "simulated_cycles": m["sim_cycles"],
+            "simulation_seconds": round(m["sim_seconds"], 3),
+            "cycles_per_second": round(m["sim_cycles"] / max(m["sim_seconds"], 1e-9)),
+            "build_seconds": round(m["build_seconds"], 3),
+        }
+        for top, m in measured.items()
     })
     print(f"wrote {out} (timings in {timing})")
-    if "waves" in measured:
-        print(f"waveforms: {measured['waves']}")
-    if measured["mismatches"]:
-        for message in measured["messages"][:10]:
-            print(f"mismatch: {message}", file=sys.stderr)
+    for m in measured.values():
+        if "waves" in m:
+            print(f"waveforms: {m['waves']}")
+    if mismatches:
+        for m in measured.values():
+            for message in m["messages"][:10]:
+                print(f"mismatch: {message}", file=sys.stderr)
         return 1
     return 0
 
@@ -143,8 +159,8 @@ def run_bench_sim(args: argparse.Namespace) -> None:
                 outcome = run_plan(cfg, plan)
             else:
                 simulate.check_simulator(sim)
-                top, source = verilog_text(cfg)
-                outcome = simulate.run(simulate.build(top, source, sim), simulate.COCOTB_BENCH, plan)
+                module, source = verilog_text(cfg)
+                outcome = simulate.run(simulate.build(module, source, sim), simulate.COCOTB_BENCH, plan)
             if outcome["mismatches"]:
                 raise LeopardError(f"{sim} disagreed with the golden model: {outcome['messages'][:3]}")
             rows[sim] = {

@@ -70,7 +70,10 @@ class CocotbAccess:
         self._handle(name).value = value
 
     def get(self, name: str) -> int:
-        return int(self._handle(name).value)
+        value = self._handle(name).value
+        if not value.is_resolvable:
+            raise ValueError(f"{name} holds unknown bits: {value}")
+        return int(value)
 
     async def settle(self) -> None:
         await self._read_only

@@ -103,6 +103,7 @@ def compare(
             model = cycles.job_cycles(
                 plan, lanes=cfg.lanes, in_flight=cfg.queries_in_flight,
                 kept_by_query=[int(kept[i].sum()) for i in rows], groups=cfg.v_groups,
+                buffers=cfg.result_buffers,
             )
             if check_cycles:
                 timeline = dict(zip(rows, model.query_done, strict=True))
