@@ -53,6 +53,8 @@ class RegisterMap:
     data_width: int
     addr_width: int
     registers: tuple[Register, ...] = field(default_factory=tuple)
+    constants: dict[str, int] = field(default_factory=dict)
+    """Values of the read-only identification and parameter registers of this build."""
 
     def __getitem__(self, name: str) -> Register:
         for register in self.registers:
@@ -66,6 +68,7 @@ class RegisterMap:
             "data_width": self.data_width,
             "addr_width": self.addr_width,
             "registers": [asdict(r) for r in self.registers],
+            "constants": dict(self.constants),
         }
 
 
@@ -126,19 +129,19 @@ def register_map(cfg: EngineConfig) -> RegisterMap:
         ), "softmax scale, one per (layer, head) slot", count=cfg.threshold_regs),
     )
     addr_width = clog2(ARRAY_BASE + 2 * cfg.threshold_regs)
-    return RegisterMap(w, addr_width, registers)
+    by_name = {register.name: register for register in registers}
+
+    def pack(name: str, values: dict[str, int]) -> int:
+        return sum(int(values[f.name]) << f.lsb for f in by_name[name].fields)
+
+    settings = cfg.to_dict()
+    constants = {
+        "ID": pack("ID", {"magic": MAGIC, "version": VERSION}),
+        **{name: pack(name, settings) for name in ("PARAMS0", "PARAMS1", "PARAMS2", "PARAMS3")},
+    }
+    return RegisterMap(w, addr_width, registers, constants)
 
 
 def params_values(cfg: EngineConfig) -> dict[str, int]:
     """Values of the read-only identification and parameter registers."""
-    regs = register_map(cfg)
-
-    def pack(name: str, values: dict[str, int]) -> int:
-        register = regs[name]
-        return sum(int(values[f.name]) << f.lsb for f in register.fields)
-
-    settings = cfg.to_dict()
-    return {
-        "ID": pack("ID", {"magic": MAGIC, "version": VERSION}),
-        **{name: pack(name, settings) for name in ("PARAMS0", "PARAMS1", "PARAMS2", "PARAMS3")},
-    }
+    return register_map(cfg).constants

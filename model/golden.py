@@ -128,7 +128,13 @@ def softmax(
 
 def run(cfg: EngineConfig, problems: Problems, *, dense: bool = False) -> GoldenResult:
     """The engine's results for every problem; ``dense`` turns early termination and pruning off."""
-    visible = problems.visible()
+    return evaluate(cfg, problems, problems.visible(), dense=dense)
+
+
+def evaluate(
+    cfg: EngineConfig, problems: Problems, visible: np.ndarray, *, dense: bool = False
+) -> GoldenResult:
+    """As ``run``, for an explicit ``[P, Q, K]`` visibility (queries of ``q`` against keys of ``k``)."""
     score = np.where(visible, scores(problems.q, problems.k), 0)
     if dense or not cfg.early_termination:
         kept = visible

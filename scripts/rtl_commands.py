@@ -15,6 +15,7 @@ from leopard.hw.generate import TOPS, generate, verilog_text
 from leopard.model import report, synthetic
 from leopard.model import trace as trace_file
 from leopard.scripts.common import add_config_options, config_from_args, load_trace
+from leopard.sw import codegen
 from leopard.verif import simulate
 from leopard.verif.plan import MODES, make_plan
 
@@ -49,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
-    for path in generate(cfg, args.out, args.top):
+    for path in [*generate(cfg, args.out, args.top), *codegen.write_host_files(args.out)]:
         print(f"wrote {path}")
 
 

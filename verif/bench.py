@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from leopard.hw import layouts
 from leopard.hw.config import EngineConfig
 from leopard.hw.regmap import register_map
+from leopard.sw.job import Job, JobResult
 
 from .access import SimAccess
 from .packing import decode, encode
@@ -24,46 +24,6 @@ TOPS = ("engine", "frontend")
 DRAIN_CYCLES = 4
 """Cycles with the engine idle and nothing offered on the outputs after which a job is over (more than
 the output FIFOs' write-to-read latency)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job: a batch of queries of one problem against its resident keys (and values)."""
-
-    queries: np.ndarray
-    """``[Q, D]`` query vectors, positions ``first … first+Q−1``."""
-    keys: int
-    first: int = 0
-    causal: bool = False
-    dense: bool = False
-    slot: int = 0
-
-
-@dataclass
-class JobResult:
-    """What the RTL produced for one job (query indices are absolute positions, cycles count from the
-    ``start`` write)."""
-
-    cycles: int = 0
-    kept_count: int = 0
-    planes_count: int = 0
-    queries_done: int = 0
-    status: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)
-    """``(query, key) → (planes, kept)`` for every decided key (status stream)."""
-    kept: dict[tuple[int, int], int] = field(default_factory=dict)
-    """``(query, key) → score`` for every kept key (front end's kept stream)."""
-    completed: int = 0
-    """Query completions signalled on the kept stream (front end)."""
-    probs: dict[tuple[int, int], int] = field(default_factory=dict)
-    """``(query, key) → probability`` (engine's result packets)."""
-    outputs: dict[int, list[int]] = field(default_factory=dict)
-    """``query → output vector`` (engine)."""
-    packet_kept: dict[int, int] = field(default_factory=dict)
-    packet_cycle: dict[int, int] = field(default_factory=dict)
-    """``query → cycle`` of its packet's last beat (engine)."""
-    order: list[int] = field(default_factory=list)
-    duplicates: int = 0
-    """Keys or queries reported twice (always a fault)."""
 
 
 class Bench:

@@ -10,8 +10,9 @@ import numpy as np
 
 from leopard.hw.config import EngineConfig
 from leopard.model import cycles, golden
+from leopard.sw.job import Job, JobResult
 
-from .bench import Bench, Job, JobResult
+from .bench import Bench
 
 
 @dataclass

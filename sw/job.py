@@ -1,0 +1,48 @@
+"""One job of the engine as the host sees it (its inputs and everything it produced), shared by the
+driver's backends: the golden model (``sw/golden_backend.py``) and the simulated RTL (``verif/bench.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: a batch of queries of one problem against its resident keys (and values)."""
+
+    queries: np.ndarray
+    """``[Q, D]`` query vectors, positions ``first … first+Q−1``."""
+    keys: int
+    first: int = 0
+    causal: bool = False
+    dense: bool = False
+    slot: int = 0
+
+
+@dataclass
+class JobResult:
+    """What the RTL produced for one job (query indices are absolute positions, cycles count from the
+    ``start`` write)."""
+
+    cycles: int = 0
+    kept_count: int = 0
+    planes_count: int = 0
+    queries_done: int = 0
+    status: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)
+    """``(query, key) → (planes, kept)`` for every decided key (status stream)."""
+    kept: dict[tuple[int, int], int] = field(default_factory=dict)
+    """``(query, key) → score`` for every kept key (front end's kept stream)."""
+    completed: int = 0
+    """Query completions signalled on the kept stream (front end)."""
+    probs: dict[tuple[int, int], int] = field(default_factory=dict)
+    """``(query, key) → probability`` (engine's result packets)."""
+    outputs: dict[int, list[int]] = field(default_factory=dict)
+    """``query → output vector`` (engine)."""
+    packet_kept: dict[int, int] = field(default_factory=dict)
+    packet_cycle: dict[int, int] = field(default_factory=dict)
+    """``query → cycle`` of its packet's last beat (engine)."""
+    order: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    """Keys or queries reported twice (always a fault)."""
