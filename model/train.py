@@ -57,7 +57,7 @@ CALIBRATION_BATCH = 64
 class TrainSettings:
     """Everything that decides the trained weights and thresholds (with the data settings)."""
 
-    lam: float = 0.4
+    lam: float = 0.2
     epochs: float = 0.5
     soft_steps: int = 200
     hard_steps: int = 100

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from leopard.model.export import Export
     from leopard.model.train import TrainSettings
 
-DEFAULTS = {"lam": 0.4, "epochs": 0.5, "seed": 0}
+DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
 PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
 
 
@@ -76,7 +76,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="fine-tune MiniLM, learn per-head thresholds, export")
     _add_train_options(parser)
     parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULTS["lam"],
-                        help="weight of the mean keep-mask in the loss (default: 0.4)")
+                        help="weight of the mean keep-mask in the loss (default: 0.2)")
     parser.add_argument("--dense-control", action="store_true",
                         help="train on the same schedule without thresholds (the unpruned control)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",

@@ -75,7 +75,7 @@ def test_temperature_falls_geometrically():
 
 def test_a_finished_run_refuses_other_settings(inputs, reference_run):
     model_dir, spec = inputs
-    with pytest.raises(LeopardError, match=r"was made with lam 0\.4, not 0\.3"):
+    with pytest.raises(LeopardError, match=r"was made with lam 0\.2, not 0\.3"):
         train(reference_run, replace(TINY_SETTINGS, lam=0.3), spec, TINY_ENGINE, model_dir=model_dir,
               progress=False)
 
