@@ -153,11 +153,11 @@ def load(path: str | Path) -> Trace:
     """Read and validate a trace file; any problem is a ``TraceError`` naming the file and field."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as archive:
             fields = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise TraceError(f"trace {path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise TraceError(f"trace {path}: not a readable .npz file ({error})") from None
     try:
         return _from_fields(fields)

@@ -80,6 +80,19 @@ def test_malformed_fields_are_named(trace_path, tmp_path, changes, message):
     assert str(error.value).startswith(f"trace {bad}: {message}")
 
 
+def test_a_truncated_file_is_refused(trace_path, tmp_path):
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(trace_path.read_bytes()[:300])
+    with pytest.raises(trace_file.TraceError, match=r"not a readable \.npz file"):
+        trace_file.load(cut)
+
+
+def test_files_are_written_with_the_usual_permissions(tmp_path):
+    path = tmp_path / "t.npz"
+    trace_file.save(synthetic.random_trace(preset("tiny"), seed=2, problems=1), path)
+    assert path.stat().st_mode & 0o644 == 0o644
+
+
 def test_not_an_npz(tmp_path):
     path = tmp_path / "x.npz"
     path.write_text("hello")

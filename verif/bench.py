@@ -126,13 +126,21 @@ class Bench:
         self.sim.set("bus__addr", self.regs["CTRL"].offset)
         self.sim.set("bus__w_data", 1)
         self.sim.set("bus__w_en", 1)
+        shown, offering = -1, False
+        ready = dict.fromkeys(self._outputs, True)
         while quiet < DRAIN_CYCLES:
             offer = bool(pending) and self.rng.random() >= self.idle
-            if offer:
-                self.sim.set("q__payload", encode(self._layouts["q"], job.queries[pending[0]].tolist()))
-            self.sim.set("q__valid", int(offer))
+            if offer and pending[0] != shown:
+                shown = pending[0]
+                self.sim.set("q__payload", encode(self._layouts["q"], job.queries[shown].tolist()))
+            if offer != offering:
+                offering = offer
+                self.sim.set("q__valid", int(offer))
             for name in self._outputs:
-                self.sim.set(f"{name}__ready", int(self.rng.random() >= self.backpressure))
+                accept = self.rng.random() >= self.backpressure
+                if accept != ready[name]:
+                    ready[name] = accept
+                    self.sim.set(f"{name}__ready", int(accept))
             await self.sim.settle()
             if offer and self.sim.get("q__ready"):
                 pending.popleft()
@@ -140,7 +148,7 @@ class Bench:
             for name in self._outputs:
                 if self.sim.get(f"{name}__valid"):
                     offered = True
-                    if self.sim.get(f"{name}__ready"):
+                    if ready[name]:
                         beat = decode(self._layouts[name], self.sim.get(f"{name}__payload"))
                         getattr(self, f"_take_{name}")(job, beat, result, cycle)
             busy = self.sim.get("busy")
@@ -149,6 +157,9 @@ class Bench:
                 self.sim.set("bus__w_en", 0)
             cycle += 1
             quiet = quiet + 1 if not (busy or offered or pending) else 0
+        self.sim.set("q__valid", 0)
+        for name in self._outputs:
+            self.sim.set(f"{name}__ready", 1)
         if await self.read("STATUS") & 0b100:
             raise ValueError("the engine refused the job (STATUS.error)")
         result.cycles = await self.read("CYCLES")
