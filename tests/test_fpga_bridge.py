@@ -3,12 +3,13 @@ the protocol's refusals, and the host driver running a whole attention job throu
 ``tiny`` engine, checked against the golden model."""
 
 import asyncio
+import os
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from leopard.hw import uart_bridge
+from leopard.hw import layouts, uart_bridge
 from leopard.hw.config import preset
 from leopard.hw.engine import Engine
 from leopard.hw.errors import LeopardError
@@ -16,7 +17,8 @@ from leopard.hw.regmap import params_values, register_map
 from leopard.hw.uart_bridge import BridgedCore, BridgeMap
 from leopard.sw.driver import Driver
 from leopard.sw.golden_backend import GoldenBackend
-from leopard.sw.uart_backend import UartBackend
+from leopard.sw.uart_backend import SerialLink, UartBackend
+from leopard.verif.packing import encode
 
 DIVISOR = 4
 CFG = preset("tiny")
@@ -76,7 +78,9 @@ def test_map_follows_the_engine_signature():
     assert [s.name for s in spec.inputs] == ["q", "k", "v"]
     assert [s.name for s in spec.outputs] == ["out", "status"]
     assert spec.write_frame(0x1A, -2) == bytes([0x02, 0x1A, 0xFE, 0xFF, 0xFF, 0xFF])
-    assert spec.push_frame("k", 0x12345) == bytes([0x11, 0x45, 0x23, 0x01])
+    key = encode(layouts.key_beat(CFG), {"index": 3, "key": [1, -2, 0, 5]})
+    assert spec.push_frame("k", key) == bytes([0x11, 0x0B, 0x87, 0x02])  # the example of docs/fpga.md
+    assert spec.read_frame(0) == bytes([0x01, 0x00])
     assert spec.pull_frame("status") == bytes([0x21])
     no_status = BridgeMap.of_top(CFG.replace(status_stream=False))
     assert [s.name for s in no_status.outputs] == ["out"]
@@ -166,3 +170,21 @@ def test_uart_divisor_is_checked():
     uart_bridge.check_divisor(4)
     with pytest.raises(LeopardError, match="at least 4 clock cycles per bit"):
         uart_bridge.check_divisor(3)
+
+
+def test_serial_link_on_a_pseudo_terminal():
+    board_end, host_end = os.openpty()
+    link = SerialLink(os.ttyname(host_end), 115200, timeout=0.05)
+    try:
+        asyncio.run(link.send(bytes([0x01, 0x00])))
+        assert os.read(board_end, 16) == bytes([0x01, 0x00])
+        os.write(board_end, bytes([0x50, 0x4C, 0x01, 0x00]))
+        assert asyncio.run(link.receive(4)) == bytes([0x50, 0x4C, 0x01, 0x00])
+        with pytest.raises(LeopardError, match=r"the board sent 0 of 1 bytes within 0\.05 s"):
+            asyncio.run(link.receive(1))
+    finally:
+        link.close()
+        os.close(board_end)
+        os.close(host_end)
+    with pytest.raises(LeopardError, match="cannot run at 123 baud"):
+        SerialLink(os.devnull, 123)
