@@ -6,6 +6,7 @@ import argparse
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="the whole head (default) or the QK front end alone")
     parser.set_defaults(run=run_generate)
 
-    parser = commands.add_parser("sim", help="simulate a trace on the RTL, check it, write the report")
+    parser = commands.add_parser(
+        "sim", help="simulate a trace on the RTL (front end and engine in parallel), check, report"
+    )
     add_config_options(parser, default=None)
     parser.add_argument("--trace", required=True, metavar="FILE.npz")
     parser.add_argument("--sim", required=True, choices=simulate.SIMULATORS)
@@ -106,11 +109,13 @@ def run_sim(args: argparse.Namespace) -> int:
         raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
     out = Path(args.out)
     waves_dir = out.parent if args.waves else None
-    measured = {
-        top: simulate_trace(args.trace, trace, args.sim, top, chunk=args.chunk, waves_dir=waves_dir,
-                            stalls=args.stalls)
-        for top in ("frontend", "engine")
-    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = {
+            top: pool.submit(simulate_trace, args.trace, trace, args.sim, top, chunk=args.chunk,
+                             waves_dir=waves_dir, stalls=args.stalls)
+            for top in ("frontend", "engine")
+        }
+        measured = {top: future.result() for top, future in running.items()}
     mismatches = sum(m["mismatches"] for m in measured.values())
     figures = report.report(
         trace.config, trace.problems(), measured["frontend"]["problem_cycles"],
