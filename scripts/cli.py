@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from leopard.hw.errors import LeopardError
-from leopard.scripts import demo, fpga_commands, golden_commands, rtl_commands, train_commands
+from leopard.scripts import (
+    demo,
+    fpga_commands,
+    golden_commands,
+    rtl_commands,
+    run_report,
+    train_commands,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,7 +29,7 @@ def build_parser() -> Parser:
         description="Learned runtime attention pruning: golden model, RTL, verification, training.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (golden_commands, rtl_commands, train_commands, fpga_commands, demo):
+    for module in (golden_commands, rtl_commands, train_commands, fpga_commands, run_report, demo):
         module.register(commands)
     return parser
 

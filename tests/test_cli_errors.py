@@ -1,0 +1,71 @@
+"""Every command refuses bad input with one line on stderr, exit code 2, no traceback and no output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leopard.hw.config import preset
+from leopard.model import synthetic
+from leopard.model import trace as trace_file
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    trace_file.save(synthetic.random_trace(preset("tiny"), seed=1, problems=1), folder / "tiny.npz")
+    (folder / "broken.json").write_text('{"lanes": ')
+    (folder / "zero-lanes.json").write_text('{"lanes": 0}')
+    (folder / "not-an-export.npz").write_bytes(b"PK\x03\x04 not a zip")
+    np.savez(folder / "empty.npz", nothing=np.zeros(1))
+    (folder / "run").mkdir()
+    (folder / "run" / "sim.json").write_text("{broken")
+    return folder
+
+
+CASES = [
+    ("config", ["config", "--preset", "huge"], "unknown preset 'huge'"),
+    ("config", ["config", "--config", "{dir}/broken.json"], "config is not valid JSON"),
+    ("trace-random", ["trace-random", "--preset", "tiny", "--seed", "1", "--length", "99", "--out", "{out}"],
+     "--length must be in [1, 8]"),
+    ("trace-random", ["trace-random", "--config", "{dir}/zero-lanes.json", "--seed", "1", "--out", "{out}"],
+     "lanes must be in [1, 64], got 0"),
+    ("golden", ["golden", "--trace", "{dir}/missing.npz", "--out", "{out}"], "no such file"),
+    ("golden", ["golden", "--trace", "{dir}/empty.npz", "--out", "{out}"], "field 'q': missing"),
+    ("golden", ["golden", "--trace", "{dir}/tiny.npz", "--preset", "small", "--out", "{out}"],
+     "was made for another config"),
+    ("bench-golden", ["bench-golden", "--preset", "tiny", "--problems", "0", "--out", "{out}"],
+     "--problems must be at least 1"),
+    ("generate", ["generate", "--preset", "nope", "--out", "{out}"], "unknown preset 'nope'"),
+    ("sim", ["sim", "--trace", "{dir}/tiny.npz", "--sim", "icarus", "--out", "{out}"],
+     "icarus: 'iverilog' not found on PATH"),
+    ("sim", ["sim", "--trace", "{dir}/tiny.npz", "--sim", "verilator", "--chunk", "0", "--out", "{out}"],
+     "--chunk must be at least 1"),
+    ("bench-sim", ["bench-sim", "--config", "{dir}/broken.json", "--out", "{out}"], "config is not valid JSON"),
+    ("evaluate", ["evaluate", "{dir}/missing.npz", "--out", "{out}"], "no such file"),
+    ("trace", ["trace", "{dir}/not-an-export.npz", "--sentences", "2", "--out", "{out}"], "export"),
+    ("train", ["train", "--data", "{dir}/missing.csv", "--out", "{out}"], "missing.csv"),
+    ("synth", ["synth", "--preset", "tiny", "--target", "ecp5", "--lanes", "0", "--out", "{out}"], "lanes"),
+    ("report", ["report", "{dir}/no-such-run"], "does not exist"),
+    ("report", ["report", "{dir}/run"], "is not valid JSON"),
+    ("demo", ["demo", "--export", "{dir}/missing.npz", "--out", "{out}"], "not found"),
+]
+
+
+@pytest.mark.parametrize(("command", "argv", "message"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_no_output(command, argv, message, inputs, tmp_path):
+    out = tmp_path / "out"
+    argv = [arg.format(dir=inputs, out=out) for arg in argv]
+    env = dict(os.environ)
+    if command == "sim" and "icarus" in argv:
+        env["PATH"] = str(Path(sys.executable).parent)
+    run = subprocess.run([sys.executable, "-m", "leopard.scripts", *argv], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"leopard {command}: error: ")
+    assert message in run.stderr
+    assert not out.exists()
