@@ -31,3 +31,14 @@ def round_shift(m: Module, value: ValueLike, shift: ValueLike, *, name: str) -> 
     bias = Signal(len(value) + 1, name=f"{name}_bias")
     m.d.comb += [amount.eq(shift - 1), bias.eq(Const(1, len(bias)) << amount)]
     return (value + bias) >> shift
+
+
+def lowest_set(m: Module, bits: ValueLike, width: int, *, name: str) -> tuple[Signal, Signal]:
+    """``(found, index)`` of the lowest set bit of ``bits`` (combinational priority encoder)."""
+    bits = Value.cast(bits)
+    found = Signal(name=f"{name}_found")
+    index = Signal(range(max(width, 2)), name=f"{name}_index")
+    for position in reversed(range(width)):
+        with m.If(bits[position]):
+            m.d.comb += [found.eq(1), index.eq(position)]
+    return found, index

@@ -78,6 +78,9 @@ class EngineConfig:
     """Data width of the memory-mapped register bus."""
     early_termination: bool = True
     """Build the bound comparators; when False the engine always runs dense."""
+    skip_zero_planes: bool = False
+    """With early termination, a key starts at the sign plane of its narrowest two's complement width
+    and skips its all-zero planes (``docs/arithmetic.md`` §2): a lane cycle per non-zero plane."""
     status_stream: bool = True
     """Build the per-key status stream (index, planes, kept)."""
 

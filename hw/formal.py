@@ -2,7 +2,9 @@
 at least the threshold, never keeps one below it, and a kept key leaves with its exact score.
 
 The harness takes an arbitrary query, key, threshold and mode in its first cycle, starts the lane on
-them and feeds the key's planes at the addresses the lane asks for; Yosys ``sat`` proves the assertions
+them (with the planes ``plane_info`` selects, so with ``skip_zero_planes`` the proof covers skipping
+leading sign-extension and all-zero planes) and feeds the key's planes at the addresses the lane asks
+for; Yosys ``sat`` proves the assertions
 by k-induction (YoWASP Yosys, no other tools). ``weakened`` drops the ``(2**r − 1)·P`` term of the
 bound, which must make the proof fail.
 """
@@ -24,6 +26,7 @@ from . import layouts
 from .arith import tree_sum
 from .config import EngineConfig
 from .errors import LeopardError
+from .key_store import plane_info
 from .lane import BitSerialLane
 from .tools import tool
 
@@ -65,9 +68,12 @@ class LaneProofHarness(wiring.Component):
         positive = tree_sum([Mux(self.any_q[i] > 0, self.any_q[i], 0) for i in range(D)])
         limit = self.any_theta - 1 if self._weakened else self.any_theta + positive - 1
         bit = Signal(range(B))
+        mask, sign = plane_info(m, self.any_key, cfg)
         m.d.comb += [
             lane.enable.eq(1),
             lane.dense.eq(Mux(started, dense, self.any_dense)),
+            lane.start_mask.eq(Mux(self.any_dense, (1 << B) - 1, mask)),
+            lane.start_sign.eq(self.any_dense | sign),
             lane.start.eq(~started),
             lane.start_key.eq(0),
             lane.start_q.eq(self.any_q),

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .arith import tree_sum
+from .arith import lowest_set, tree_sum
 from .config import EngineConfig
 
 
 class BitSerialLane(wiring.Component):
-    """Holds one query bit-parallel and walks one key's bit planes, MSB (sign) plane first.
+    """Holds one query bit-parallel and walks one key's bit planes, MSB first.
 
-    Per processed plane ``t`` (``r = B−1−t`` planes remain): ``acc ← 2·acc ± Σ q_i·b_i`` (minus for
-    the sign plane), then the key is pruned when ``acc + P ≤ (θ + P − 1) >> r``, i.e. when
-    ``UB_r = acc·2**r + (2**r − 1)·P < θ`` (``docs/arithmetic.md`` §2). ``limit`` is ``θ + P − 1``,
-    computed once per query by the query unit.
+    A key comes with the planes to process (``start_mask``: all of them, or with ``skip_zero_planes``
+    its non-zero planes from the sign plane of its narrowest width on) and whether the first is a sign
+    plane (``start_sign``). Each cycle processes one plane ``t`` and the zero planes after it:
+    ``acc ← (2·acc ± Σ q_i·b_i) · 2**z`` (minus for a sign plane), leaving ``r`` planes; the key is
+    pruned when ``acc + P ≤ (θ + P − 1) >> r``, i.e. when ``UB_r = acc·2**r + (2**r − 1)·P < θ``
+    (``docs/arithmetic.md`` §2). ``limit`` is ``θ + P − 1``, computed once per query by the query unit.
 
-    Latency: a key started in cycle ``d`` (``start``, with ``addr`` pointing at its sign plane) is
-    processed in cycles ``d+1 … d+p`` where ``p`` is the planes the bound needs; in cycle ``d+p`` the
-    lane asserts ``finishing`` with the decision, and is ``free`` to start the next key in that cycle.
-    ``addr`` is the key-store address of the plane to process next cycle. Nothing changes while
-    ``enable`` is low (the read port holds its data too).
+    Latency: a key started in cycle ``d`` (``start``, with ``addr`` pointing at its first plane) is
+    processed in cycles ``d+1 … d+c`` where ``c`` is the cycles the bound needs; in cycle ``d+c`` the
+    lane asserts ``finishing`` with the decision (``planes`` = ``c``), and is ``free`` to start the next
+    key in that cycle. ``addr`` is the key-store address of the plane to process next cycle. Nothing
+    changes while ``enable`` is low (the read port holds its data too).
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
@@ -39,6 +41,8 @@ class BitSerialLane(wiring.Component):
             "start_q": In(layouts.query(cfg)),
             "start_pos": In(cfg.pos_sum_bits),
             "start_limit": In(limit),
+            "start_mask": In(cfg.k_bits),
+            "start_sign": In(1),
             "addr": Out(layouts.key_address_bits(cfg)),
             "busy": Out(1),
             "free": Out(1),
@@ -58,54 +62,83 @@ class BitSerialLane(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg
         B = cfg.k_bits
+        plane_bits = layouts.plane_bits(cfg)
         m = Module()
-        step = Signal(range(B))
+        mask = Signal(B)
+        plane_now = Signal(range(B))
+        fresh = Signal()
+        sign = Signal()
         acc = Signal(signed(cfg.score_bits))
         q = Signal(layouts.query(cfg))
         pos = Signal(unsigned(cfg.pos_sum_bits))
         limit = Signal(signed(cfg.score_bits + 1))
         limit_now = Signal(signed(cfg.score_bits + 1))
-        remaining_next = Signal(range(B))
-        m.d.comb += remaining_next.eq(B - 2 - step)
+        steps = Signal(range(B + 1))
+
+        def above(bits: Value, position: Value, name: str) -> tuple[Signal, Signal]:
+            higher = Signal(B, name=f"{name}_higher")
+            m.d.comb += higher.eq(bits & ~((Const(2, B + 1) << position) - 1))
+            return lowest_set(m, higher, B, name=name)
+
+        def remaining(found: Signal, index: Signal, name: str) -> Signal:
+            """Planes left after a step that ends before plane ``index`` (none when not ``found``)."""
+            left = Signal(range(B + 1), name=name)
+            m.d.comb += left.eq(Mux(found, B - index, 0))
+            return left
+
+        has_next, following = above(mask, plane_now, "following")
+        zeros = Signal(range(B))
+        m.d.comb += zeros.eq(Mux(has_next, following - plane_now - 1, B - 1 - plane_now))
+        has_after, after = above(mask, following, "after")
+        left_after = remaining(has_after, after, "left_after")
 
         partial = tree_sum([Mux(self.plane[i], q[i], 0) for i in range(cfg.head_dim)])
         acc_next = Signal(signed(cfg.score_bits + 1))
-        m.d.comb += acc_next.eq(Mux(step == 0, -partial, (acc << 1) + partial))
+        m.d.comb += acc_next.eq((Mux(fresh, 0, acc << 1) + Mux(sign, -partial, partial)) << zeros)
         prune = Signal()
         if cfg.early_termination:
             m.d.comb += prune.eq(~self.dense & (acc_next + pos <= limit_now))
-        last = step == B - 1
         m.d.comb += [
-            self.finishing.eq(self.busy & (prune | last)),
+            self.finishing.eq(self.busy & (prune | ~has_next)),
             self.kept.eq(~prune),
             self.free.eq(~self.busy | self.finishing),
             self.score.eq(acc_next),
-            self.planes.eq(step + 1),
+            self.planes.eq(steps),
         ]
 
+        _, first = lowest_set(m, self.start_mask, B, name="first")
+        has_second, second = above(self.start_mask, first, "second")
+        left_first = remaining(has_second, second, "left_first")
         with m.If(self.start):
-            m.d.comb += self.addr.eq(Cat(Const(0, layouts.plane_bits(cfg)), self.start_key))
+            m.d.comb += self.addr.eq(Cat(first[:plane_bits], self.start_key))
         with m.Else():
-            m.d.comb += self.addr.eq(Cat((step + 1)[:layouts.plane_bits(cfg)], self.key))
+            m.d.comb += self.addr.eq(Cat(following[:plane_bits], self.key))
 
         with m.If(self.enable):
             with m.If(self.start):
                 m.d.sync += [
                     self.busy.eq(1),
-                    step.eq(0),
+                    mask.eq(self.start_mask),
+                    plane_now.eq(first),
+                    fresh.eq(1),
+                    sign.eq(self.start_sign),
+                    steps.eq(1),
                     self.key.eq(self.start_key),
                     self.query.eq(self.start_query),
                     q.eq(self.start_q),
                     pos.eq(self.start_pos),
                     limit.eq(self.start_limit),
-                    limit_now.eq(self.start_limit >> (B - 1)),
+                    limit_now.eq(self.start_limit >> left_first),
                 ]
             with m.Elif(self.finishing):
                 m.d.sync += self.busy.eq(0)
             with m.Elif(self.busy):
                 m.d.sync += [
-                    step.eq(step + 1),
+                    plane_now.eq(following),
+                    fresh.eq(0),
+                    sign.eq(0),
+                    steps.eq(steps + 1),
                     acc.eq(acc_next),
-                    limit_now.eq(limit >> remaining_next),
+                    limit_now.eq(limit >> left_after),
                 ]
         return m

@@ -170,6 +170,9 @@ class QKUnit(wiring.Component):
                 lane.start_q.eq(query_unit.vector),
                 lane.start_pos.eq(query_unit.pos),
                 lane.start_limit.eq(query_unit.limit),
+                lane.start_mask.eq(Mux(job_dense, (1 << cfg.k_bits) - 1, keys.info[index].mask)),
+                lane.start_sign.eq(job_dense | keys.info[index].sign),
+                keys.info_addr[index].eq(lane.start_key),
                 keys.addr[index].eq(lane.addr),
             ]
 

@@ -87,20 +87,54 @@ def positive_sum(q: np.ndarray) -> np.ndarray:
 def planes_needed(
     cfg: EngineConfig, q: np.ndarray, k: np.ndarray, threshold: np.ndarray
 ) -> np.ndarray:
-    """``[P, N, N]`` planes the exact bound needs: ``B − r*`` with ``r* = max{r : UB_r < θ}``, else ``B``.
+    """``[P, N, N]`` lane cycles the exact bound needs per key (``docs/arithmetic.md`` §2).
 
-    ``UB_r = acc_r·2**r + (2**r − 1)·P`` with ``acc_r = Σ q_i·(k_i >> r)`` after planes ``B−1 … r``.
+    The bound ``UB_r = acc_r·2**r + (2**r − 1)·P`` with ``acc_r = Σ q_i·(k_i >> r)`` is tested when
+    ``r`` planes remain after a step; the key is pruned at the first step whose test holds, kept after
+    its last step. Without ``skip_zero_planes`` every plane is a step (``B − r*`` cycles, ``B`` when
+    kept); with it, only the key's ``step_ends`` are (``k_bits`` at most, fewer when planes are skipped).
     """
     B = cfg.k_bits
     k = k.astype(np.int64)
     pos = positive_sum(q)[:, :, None]
     theta = threshold.astype(np.int64)[:, None, None]
-    planes = np.full((*q.shape[:2], k.shape[1]), B, np.int64)
-    for r in range(B):
+    ends = step_ends(cfg, k)[:, None, :, :]
+    steps = np.zeros((*q.shape[:2], k.shape[1]), np.int64)
+    cycles = np.zeros_like(steps)
+    decided = np.zeros(steps.shape, bool)
+    for r in reversed(range(B)):
+        check = ends[..., r]
+        steps = steps + check
         acc = scores(q, k >> r)
-        bound = acc * (1 << r) + ((1 << r) - 1) * pos
-        planes = np.where(bound < theta, B - r, planes)
-    return planes
+        prune = check & ~decided & (acc * (1 << r) + ((1 << r) - 1) * pos < theta)
+        cycles = np.where(prune, steps, cycles)
+        decided |= prune
+    return np.where(decided, cycles, steps)
+
+
+def step_ends(cfg: EngineConfig, k: np.ndarray) -> np.ndarray:
+    """``[P, N, B]``: whether a lane step of key ``k`` ends with ``r`` planes remaining (index ``r``).
+
+    Without ``skip_zero_planes``, every ``r``. With it, plane ``t`` (``t = 0`` the sign plane) is
+    processed when it is not a leading sign-extension plane (``t ≥ s``, ``s = k_bits −`` the key's
+    narrowest two's complement width) and not all zero; a step processes one such plane and the zero
+    planes after it, so steps end at ``r = B − t'`` for each processed plane ``t'`` but the first,
+    and at ``r = 0``. A key with no processed plane takes one step.
+    """
+    B = cfg.k_bits
+    ends = np.ones((*k.shape[:2], B), bool)
+    if not (cfg.skip_zero_planes and cfg.early_termination):
+        return ends
+    k = k.astype(np.int64)
+    planes = np.stack([((k >> (B - 1 - t)) & 1) for t in range(B)], axis=-1)
+    nonzero = planes.any(axis=-2)
+    same = np.all(planes[..., :, 1:] == planes[..., :, :-1], axis=-2)
+    extension = np.cumprod(same, axis=-1).sum(axis=-1)
+    processed = nonzero & (np.arange(B) >= extension[..., None])
+    first = np.where(processed.any(axis=-1), np.argmax(processed, axis=-1), B)
+    later = processed & (np.arange(B) > first[..., None])
+    ends[..., 1:] = later[..., :0:-1]
+    return ends
 
 
 def softmax(

@@ -23,6 +23,34 @@ def lane(q: list[int], k: list[int], theta: int, bits: int, dense: bool = False)
     return bits, dense or acc >= theta
 
 
+def processed_planes(k: list[int], bits: int) -> tuple[list[int], int]:
+    """(planes a skipping lane processes, index of the sign plane of the key's narrowest width)."""
+    planes = [[(x >> (bits - 1 - t)) & 1 for x in k] for t in range(bits)]
+    extension = 0
+    while extension < bits - 1 and planes[extension] == planes[extension + 1]:
+        extension += 1
+    return [t for t in range(extension, bits) if any(planes[t])] or [bits - 1], extension
+
+
+def lane_skipping(q: list[int], k: list[int], theta: int, bits: int) -> tuple[int, bool]:
+    """(cycles, kept) of one key when the lane starts at the sign plane of the key's narrowest width
+    and skips all-zero planes (``skip_zero_planes``)."""
+    planes = [[(x >> (bits - 1 - t)) & 1 for x in k] for t in range(bits)]
+    processed, extension = processed_planes(k, bits)
+    positive = sum(max(x, 0) for x in q)
+    acc = 0
+    for step, t in enumerate(processed):
+        following = processed[step + 1] if step + 1 < len(processed) else bits
+        partial = sum(a * b for a, b in zip(q, planes[t], strict=True))
+        acc = 2 * acc + (-partial if t == extension else partial)
+        acc <<= following - 1 - t
+        r = bits - following
+        if acc * 2**r + (2**r - 1) * positive < theta:
+            return step + 1, False
+    assert acc == sum(a * b for a, b in zip(q, k, strict=True))
+    return len(processed), acc >= theta
+
+
 def softmax_query(
     scores: list[int], values: list[list[int]], mantissa: int, shift: int, cfg
 ) -> tuple[list[int], list[int]]:

@@ -11,6 +11,7 @@ from leopard.verif.scenarios import regression_trace
 
 CONFIGS = {
     "tiny": preset("tiny"),
+    "small-skip": preset("small").replace(skip_zero_planes=True),
     "small": preset("small"),
     "tiny-narrow": preset("tiny").replace(lanes=1, v_lanes=1, queries_in_flight=2, status_stream=False),
     "small-wide": preset("small").replace(lanes=5, v_lanes=2, queries_in_flight=8, result_buffers=2),

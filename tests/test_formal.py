@@ -16,6 +16,11 @@ def test_lane_never_prunes_a_kept_key_nor_keeps_a_pruned_one():
     assert result.proved, result.log
 
 
+def test_the_zero_plane_skipping_lane_is_exact_too():
+    result = prove_lane(PROOF_CONFIG.replace(skip_zero_planes=True))
+    assert result.proved, result.log
+
+
 def test_a_weakened_bound_is_caught():
     result = prove_lane(PROOF_CONFIG, weakened=True)
     assert not result.proved
@@ -23,6 +28,7 @@ def test_a_weakened_bound_is_caught():
 
 
 @pytest.mark.slow
-def test_lane_proof_on_a_wider_key():
-    result = prove_lane(PROOF_CONFIG.replace(k_bits=4, q_bits=4))
+@pytest.mark.parametrize("skip", [False, True])
+def test_lane_proof_on_a_wider_key(skip):
+    result = prove_lane(PROOF_CONFIG.replace(k_bits=4, q_bits=4, skip_zero_planes=skip))
     assert result.proved, result.log

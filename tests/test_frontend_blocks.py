@@ -24,16 +24,17 @@ def _planes(key, bits):
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "minilm"])
-@pytest.mark.parametrize("dense", [False, True])
-def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense):
-    cfg = preset(name)
+@pytest.mark.parametrize(("dense", "skip"), [(False, False), (True, False), (False, True)])
+def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
+    cfg = preset(name).replace(skip_zero_planes=skip)
     rng = random.Random(7)
     lane = BitSerialLane(cfg)
     lo_q, lo_k = -(1 << (cfg.q_bits - 1)), -(1 << (cfg.k_bits - 1))
     cases = []
     for _ in range(40):
         q = [rng.choice([lo_q, rng.randint(lo_q, -lo_q - 1)]) for _ in range(cfg.head_dim)]
-        key = [rng.choice([lo_k, rng.randint(lo_k, -lo_k - 1)]) for _ in range(cfg.head_dim)]
+        narrow = rng.choice([0, 1, cfg.k_bits - 2])
+        key = [rng.choice([lo_k, rng.randint(lo_k, -lo_k - 1)]) >> narrow for _ in range(cfg.head_dim)]
         score = sum(a * b for a, b in zip(q, key, strict=True))
         theta = rng.choice([cfg.threshold_min, cfg.threshold_max, score, score + 1,
                             rng.randint(cfg.threshold_min, cfg.threshold_max)])
@@ -62,6 +63,9 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense):
                 ctx.set(lane.start_q, q)
                 ctx.set(lane.start_pos, sum(max(x, 0) for x in q))
                 ctx.set(lane.start_limit, theta + sum(max(x, 0) for x in q) - 1)
+                processed, extension = reference.processed_planes(cases[j][1], cfg.k_bits)
+                ctx.set(lane.start_mask, sum(1 << t for t in processed) if skip else (1 << cfg.k_bits) - 1)
+                ctx.set(lane.start_sign, processed[0] == extension if skip else 1)
             if ctx.get(lane.finishing):
                 results.append((resident[ctx.get(lane.key)], ctx.get(lane.planes), ctx.get(lane.kept),
                                 ctx.get(lane.score)))
@@ -76,8 +80,11 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense):
     assert [r[0] for r in results] == list(range(len(cases)))
     for j, planes, kept, score in results:
         q, key, theta = cases[j]
-        assert (planes, bool(kept)) == reference.lane(q, key, theta, cfg.k_bits, dense=dense)
-        if planes == cfg.k_bits:
+        if skip:
+            assert (planes, bool(kept)) == reference.lane_skipping(q, key, theta, cfg.k_bits)
+        else:
+            assert (planes, bool(kept)) == reference.lane(q, key, theta, cfg.k_bits, dense=dense)
+        if kept:
             assert score == sum(a * b for a, b in zip(q, key, strict=True))
 
 

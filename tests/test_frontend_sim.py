@@ -11,6 +11,7 @@ from leopard.verif.scenarios import regression_trace
 
 CONFIGS = {
     "tiny": preset("tiny"),
+    "small-skip": preset("small").replace(skip_zero_planes=True),
     "small": preset("small"),
     "tiny-bare": preset("tiny").replace(
         early_termination=False, status_stream=False, lanes=3, queries_in_flight=2

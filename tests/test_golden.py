@@ -39,7 +39,7 @@ def _signed(bits):
 def problems(draw):
     cfg = draw(configs())
     n = draw(st.integers(1, 6))
-    extreme = draw(st.sampled_from(["random", "negative_q", "min_k", "max_both"]))
+    extreme = draw(st.sampled_from(["random", "negative_q", "min_k", "max_both", "narrow_k", "small_positive_k"]))
     def vec(bits):
         return st.lists(_signed(bits), min_size=cfg.head_dim, max_size=cfg.head_dim)
     q = draw(st.lists(vec(cfg.q_bits), min_size=n, max_size=n))
@@ -49,6 +49,10 @@ def problems(draw):
         q = [[-abs(x) - 1 if x >= 0 else x for x in row] for row in q]
     elif extreme == "min_k":
         k = [[-(1 << (cfg.k_bits - 1))] * cfg.head_dim for _ in k]
+    elif extreme == "narrow_k":
+        k = [[x >> max(cfg.k_bits - 3, 0) for x in row] for row in k]
+    elif extreme == "small_positive_k":
+        k = [[abs(x) % 4 if cfg.k_bits > 2 else 0 for x in row] for row in k]
     elif extreme == "max_both":
         q = [[-(1 << (cfg.q_bits - 1))] * cfg.head_dim for _ in q]
         k = [[-(1 << (cfg.k_bits - 1))] * cfg.head_dim for _ in k]
@@ -75,6 +79,20 @@ def test_planes_and_decisions_match_the_bit_serial_reference(case):
             planes, kept = reference.lane(batch.q[0, i].tolist(), batch.k[0, j].tolist(), theta, cfg.k_bits)
             assert (int(result.planes[0, i, j]), bool(result.kept[0, i, j])) == (planes, kept)
             assert kept == (result.scores[0, i, j] >= theta)
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems())
+def test_zero_plane_skipping_matches_its_reference_and_never_costs_more(case):
+    cfg, batch = case
+    cfg = cfg.replace(skip_zero_planes=True)
+    skipping, plain = golden.run(cfg, batch), golden.run(cfg.replace(skip_zero_planes=False), batch)
+    theta = int(batch.threshold[0])
+    for i, j in zip(*np.nonzero(skipping.visible[0]), strict=True):
+        cycles, kept = reference.lane_skipping(batch.q[0, i].tolist(), batch.k[0, j].tolist(), theta, cfg.k_bits)
+        assert (int(skipping.planes[0, i, j]), bool(skipping.kept[0, i, j])) == (cycles, kept)
+    assert np.array_equal(skipping.kept, plain.kept)
+    assert np.all(skipping.planes <= plain.planes)
 
 
 @settings(max_examples=100, deadline=None)
