@@ -13,6 +13,7 @@ from leopard.verif.scenarios import regression_trace
 
 CONFIGS = {
     "tiny": preset("tiny"),
+    "small-skip": preset("small").replace(skip_zero_planes=True),
     "small": preset("small"),
     "minilm": preset("minilm"),
     "tiny-narrow": preset("tiny").replace(lanes=1, v_lanes=1, queries_in_flight=2, status_stream=False),
@@ -23,6 +24,7 @@ CASES = [
     ("verilator", "tiny"),
     ("verilator", "small"),
     ("verilator", "minilm"),
+    ("icarus", "small-skip"),
     ("verilator", "tiny-narrow"),
     pytest.param("icarus", "minilm", marks=pytest.mark.slow),
 ]

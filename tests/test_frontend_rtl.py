@@ -12,6 +12,7 @@ from leopard.verif.scenarios import regression_trace
 
 CONFIGS = {
     "tiny": preset("tiny"),
+    "small-skip": preset("small").replace(skip_zero_planes=True),
     "small": preset("small"),
     "minilm": preset("minilm"),
     "tiny-bare": preset("tiny").replace(
@@ -24,6 +25,7 @@ CASES = [
     ("verilator", "tiny"),
     ("verilator", "small"),
     ("verilator", "minilm"),
+    ("verilator", "small-skip"),
     ("verilator", "tiny-bare"),
     pytest.param("icarus", "minilm", marks=pytest.mark.slow),
 ]
