@@ -8,12 +8,10 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .backend import BackEnd
-from .bus import BusSignature
 from .config import SCALE_SHIFT_BITS, EngineConfig
-from .frontend import connect_job
+from .frontend import connect_job, host_members
 from .qk_unit import QKUnit
 from .register_block import RegisterBlock
-from .regmap import register_map
 
 
 class Engine(wiring.Component):
@@ -27,19 +25,10 @@ class Engine(wiring.Component):
 
     def __init__(self, cfg: EngineConfig) -> None:
         self._cfg = cfg
-        regs = register_map(cfg)
-        members: dict[str, wiring.Member] = {
-            "bus": In(BusSignature(regs.addr_width, regs.data_width)),
-            "q": In(stream.Signature(layouts.query(cfg))),
-            "k": In(stream.Signature(layouts.key_beat(cfg))),
+        super().__init__(host_members(cfg, {
             "v": In(stream.Signature(layouts.value_beat(cfg))),
             "out": Out(stream.Signature(layouts.output_packet(cfg))),
-            "busy": Out(1),
-            "done": Out(1),
-        }
-        if cfg.status_stream:
-            members["status"] = Out(stream.Signature(layouts.status_beat(cfg)))
-        super().__init__(members)
+        }))
 
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg

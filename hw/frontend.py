@@ -32,6 +32,23 @@ def connect_job(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
     ]
 
 
+def host_members(cfg: EngineConfig, streams: dict[str, wiring.Member]) -> dict[str, wiring.Member]:
+    """The ports every top shares (register bus, ``q`` and ``k`` streams, ``busy``, ``done``, the
+    ``status`` stream when built) around its own ``streams``."""
+    regs = register_map(cfg)
+    members: dict[str, wiring.Member] = {
+        "bus": In(BusSignature(regs.addr_width, regs.data_width)),
+        "q": In(stream.Signature(layouts.query(cfg))),
+        "k": In(stream.Signature(layouts.key_beat(cfg))),
+        **streams,
+        "busy": Out(1),
+        "done": Out(1),
+    }
+    if cfg.status_stream:
+        members["status"] = Out(stream.Signature(layouts.status_beat(cfg)))
+    return members
+
+
 class FrontEnd(wiring.Component):
     """The QK front end with its register interface (``regmap.json``): keys in on ``k``, queries on
     ``q``, kept keys out on ``kept`` and every decided key on ``status`` (when built); ``busy`` and
@@ -39,18 +56,7 @@ class FrontEnd(wiring.Component):
 
     def __init__(self, cfg: EngineConfig) -> None:
         self._cfg = cfg
-        regs = register_map(cfg)
-        members: dict[str, wiring.Member] = {
-            "bus": In(BusSignature(regs.addr_width, regs.data_width)),
-            "q": In(stream.Signature(layouts.query(cfg))),
-            "k": In(stream.Signature(layouts.key_beat(cfg))),
-            "kept": Out(stream.Signature(layouts.kept_beat(cfg))),
-            "busy": Out(1),
-            "done": Out(1),
-        }
-        if cfg.status_stream:
-            members["status"] = Out(stream.Signature(layouts.status_beat(cfg)))
-        super().__init__(members)
+        super().__init__(host_members(cfg, {"kept": Out(stream.Signature(layouts.kept_beat(cfg)))}))
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -4,7 +4,7 @@ job control and counters, and the FIFO-decoupled kept-key and status streams."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -14,6 +14,22 @@ from .key_store import KeyStore
 from .lane import BitSerialLane
 from .query_unit import QueryUnit
 from .scheduler import CompletionTracker, Scheduler
+
+
+def decoupled(
+    m: Module, name: str, layout: data.Layout, depth: int, out: stream.Interface
+) -> tuple[fifo.SyncFIFOBuffered, Signal]:
+    """A FIFO of ``layout`` beats feeding the ``out`` stream; the caller drives ``w_en`` and the beat."""
+    queue = fifo.SyncFIFOBuffered(width=Shape.cast(layout).width, depth=depth)
+    m.submodules[name] = queue
+    beat = Signal(layout, name=f"{name}_beat")
+    m.d.comb += [
+        queue.w_data.eq(beat),
+        out.payload.eq(queue.r_data),
+        out.valid.eq(queue.r_rdy),
+        queue.r_en.eq(out.ready),
+    ]
+    return queue, beat
 
 
 class QKUnit(wiring.Component):
@@ -91,28 +107,18 @@ class QKUnit(wiring.Component):
         any_finishing = Signal()
         m.d.comb += any_finishing.eq(Cat(*finishing).any())
 
-        kept_fifo = fifo.SyncFIFOBuffered(
-            width=Shape.cast(layouts.kept_beat(cfg)).width, depth=cfg.fifo_depth
-        )
-        m.submodules.kept_fifo = kept_fifo
-        kept_beat = Signal(layouts.kept_beat(cfg))
+        kept_fifo, kept_beat = decoupled(m, "kept_fifo", layouts.kept_beat(cfg), cfg.fifo_depth, self.kept)
         push_kept = Signal()
         m.d.comb += push_kept.eq(Cat(*kept_now).any() | (tracker.completing != 0))
         stall = Signal()
         stall_terms = [push_kept & ~kept_fifo.w_rdy]
         if cfg.status_stream:
-            status_fifo = fifo.SyncFIFOBuffered(
-                width=Shape.cast(layouts.status_beat(cfg)).width, depth=cfg.fifo_depth
+            status_fifo, status_beat = decoupled(
+                m, "status_fifo", layouts.status_beat(cfg), cfg.fifo_depth, self.status
             )
-            m.submodules.status_fifo = status_fifo
-            status_beat = Signal(layouts.status_beat(cfg))
             stall_terms.append(any_finishing & ~status_fifo.w_rdy)
             m.d.comb += [
-                status_fifo.w_data.eq(status_beat),
                 status_fifo.w_en.eq(any_finishing & ~stall),
-                self.status.payload.eq(status_fifo.r_data),
-                self.status.valid.eq(status_fifo.r_rdy),
-                status_fifo.r_en.eq(self.status.ready),
                 status_beat.done.eq(tracker.completing),
             ]
             for index, lane in enumerate(lanes):
@@ -127,11 +133,7 @@ class QKUnit(wiring.Component):
         m.d.comb += [
             stall.eq(Cat(*stall_terms).any()),
             enable.eq(~stall),
-            kept_fifo.w_data.eq(kept_beat),
             kept_fifo.w_en.eq(push_kept & ~stall),
-            self.kept.payload.eq(kept_fifo.r_data),
-            self.kept.valid.eq(kept_fifo.r_rdy),
-            kept_fifo.r_en.eq(self.kept.ready),
             kept_beat.done.eq(tracker.completing),
         ]
         for index, lane in enumerate(lanes):

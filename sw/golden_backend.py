@@ -9,7 +9,7 @@ from leopard.hw.config import EngineConfig
 from leopard.hw.regmap import register_map
 from leopard.model import cycles, golden
 
-from .job import Job, JobResult
+from .job import COUNTERS, Job, JobResult, job_registers
 
 
 class GoldenBackend:
@@ -45,10 +45,7 @@ class GoldenBackend:
     async def run(self, job: Job) -> JobResult:
         """The job's results from the golden model, its cycles and packet times from the cycle model."""
         cfg = self.cfg
-        for name, value in (
-            ("MODE", int(job.dense) | int(job.causal) << 1), ("JOB_KEYS", job.keys),
-            ("JOB_QUERIES", len(job.queries)), ("JOB_FIRST", job.first), ("JOB_SLOT", job.slot),
-        ):
+        for name, value in job_registers(job):
             await self.write(name, value)
         scale = self.registers.get(("SCALE", job.slot), 0)
         problems = golden.Problems(
@@ -83,7 +80,7 @@ class GoldenBackend:
             out.packet_kept[position] = int(kept[t])
             out.packet_cycle[position] = timing.query_done[t]
             out.order.append(position)
-        for name, value in (("CYCLES", out.cycles), ("KEPT", out.kept_count), ("PLANES", out.planes_count),
-                            ("QUERIES_DONE", out.queries_done), ("STATUS", 0b010)):
-            self.registers[name, 0] = value
+        for register, name in COUNTERS.items():
+            self.registers[register, 0] = getattr(out, name)
+        self.registers["STATUS", 0] = 0b010
         return out

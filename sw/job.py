@@ -46,3 +46,20 @@ class JobResult:
     order: list[int] = field(default_factory=list)
     duplicates: int = 0
     """Keys or queries reported twice (always a fault)."""
+
+
+COUNTERS = {
+    "CYCLES": "cycles", "KEPT": "kept_count", "PLANES": "planes_count", "QUERIES_DONE": "queries_done",
+}
+"""Registers read after a job, and the ``JobResult`` field each fills."""
+
+
+def job_registers(job: Job) -> list[tuple[str, int]]:
+    """The register writes that describe ``job``, in the order a host makes them before ``CTRL.start``."""
+    return [
+        ("MODE", int(job.dense) | int(job.causal) << 1),
+        ("JOB_KEYS", job.keys),
+        ("JOB_QUERIES", len(job.queries)),
+        ("JOB_FIRST", job.first),
+        ("JOB_SLOT", job.slot),
+    ]

@@ -14,7 +14,7 @@ import numpy as np
 from leopard.hw import layouts
 from leopard.hw.config import EngineConfig
 from leopard.hw.regmap import register_map
-from leopard.sw.job import Job, JobResult
+from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
 
 from .access import SimAccess
 from .packing import decode, encode
@@ -114,11 +114,8 @@ class Bench:
 
     async def run(self, job: Job) -> JobResult:
         """Program the job registers, start it, feed its queries, collect every output until idle."""
-        await self.write("MODE", int(job.dense) | int(job.causal) << 1)
-        await self.write("JOB_KEYS", job.keys)
-        await self.write("JOB_QUERIES", len(job.queries))
-        await self.write("JOB_FIRST", job.first)
-        await self.write("JOB_SLOT", job.slot)
+        for name, value in job_registers(job):
+            await self.write(name, value)
         result = JobResult()
         pending = deque(range(len(job.queries)))
         cycle = 0
@@ -162,10 +159,8 @@ class Bench:
             self.sim.set(f"{name}__ready", 1)
         if await self.read("STATUS") & 0b100:
             raise ValueError("the engine refused the job (STATUS.error)")
-        result.cycles = await self.read("CYCLES")
-        result.kept_count = await self.read("KEPT")
-        result.planes_count = await self.read("PLANES")
-        result.queries_done = await self.read("QUERIES_DONE")
+        for register, name in COUNTERS.items():
+            setattr(result, name, await self.read(register))
         return result
 
     @staticmethod
