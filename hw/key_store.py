@@ -65,10 +65,6 @@ class KeyStore(wiring.Component):
             "info": Out(data.ArrayLayout(plane_info_layout(cfg), cfg.lanes)),
         })
 
-    @property
-    def read_latency(self) -> int:
-        return 1
-
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg
         B = cfg.k_bits

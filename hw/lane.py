@@ -54,11 +54,6 @@ class BitSerialLane(wiring.Component):
             "planes": Out(cfg.plane_count_bits),
         })
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``start`` to the first processed plane."""
-        return 1
-
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg
         B = cfg.k_bits

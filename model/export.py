@@ -24,10 +24,14 @@ from leopard.model.quantize import Quantization, threshold_int
 from leopard.model.trace import write_npz
 
 FORMAT = "leopard-export"
-VERSION = 1
+VERSION = 2
+"""Version 2 adds ``key_channel_scale``; an export without finer key scaling is written as version 1
+(which this reader still reads, as all ones), so older readers keep reading it."""
+VERSIONS = (1, 2)
 WEIGHT_PREFIX = "weight."
 WEIGHT_DTYPES = ("float16", "float32")
 TABLES = ("threshold", "threshold_int", "scale_q", "scale_k", "scale_v")
+KEY_CHANNEL = "key_channel_scale"
 
 
 class ExportError(LeopardError):
@@ -43,8 +47,9 @@ class Export:
     """A trained classifier ready for the engine.
 
     ``threshold`` (float, on ``q·k/√Dh``), ``threshold_int`` (score domain), ``scale_q``/``scale_k``/
-    ``scale_v``: ``[layers, heads]``. ``weights``: the classifier's state dict as float16/float32 arrays;
-    ``tokenizer``: the text of its ``tokenizer.json``.
+    ``scale_v``: ``[layers, heads]``; ``key_channel_scale`` ``[layers, heads, Dh]``: the relative key
+    channel scales ``c_d`` of ``model/quantize.py`` (all 1: one key scale per head). ``weights``: the
+    classifier's state dict as float16/float32 arrays; ``tokenizer``: the text of its ``tokenizer.json``.
     """
 
     config: EngineConfig
@@ -60,6 +65,7 @@ class Export:
     scale_q: np.ndarray
     scale_k: np.ndarray
     scale_v: np.ndarray
+    key_channel_scale: np.ndarray
 
     def __post_init__(self) -> None:
         validate(self)
@@ -68,7 +74,12 @@ class Export:
         return Tokenizer(self.tokenizer, self.data.max_tokens)
 
     def quantization(self) -> Quantization:
-        return Quantization(self.scale_q, self.scale_k, self.scale_v, head_dim=self.bert.head_dim)
+        return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
+                            head_dim=self.bert.head_dim)
+
+    def version(self) -> int:
+        """The lowest format version that holds this export: 2 with finer key scaling, else 1."""
+        return 1 if (self.key_channel_scale == 1.0).all() else 2
 
     def classifier(self) -> Classifier:
         """The float32 classifier holding the exported weights, in evaluation mode."""
@@ -125,6 +136,12 @@ def validate(export: Export) -> None:
     for name in ("scale_q", "scale_k", "scale_v"):
         if (getattr(export, name) <= 0).any():
             raise _fail(name, "scales must be positive")
+    channel = export.key_channel_scale
+    if not np.issubdtype(channel.dtype, np.floating) or channel.shape != (*table_shape, bert.head_dim):
+        raise _fail(KEY_CHANNEL, f"must be a floating array {(*table_shape, bert.head_dim)}, "
+                                 f"not {channel.dtype} {channel.shape}")
+    if not (np.isfinite(channel).all() and (channel > 0).all() and (channel <= 1).all()):
+        raise _fail(KEY_CHANNEL, "relative key scales must lie in (0, 1]")
     for value in export.quantization().score_scale().ravel():
         try:
             fixedpoint.encode_scale(cfg, float(value))
@@ -142,13 +159,15 @@ def save(export: Export, path: str | Path) -> None:
         "data_sha256": export.data_sha256, "training": export.training,
     }
     fields: dict[str, np.ndarray] = {
-        "format": np.array(FORMAT), "version": np.array(VERSION, np.int64),
+        "format": np.array(FORMAT), "version": np.array(export.version(), np.int64),
         "config": np.array(json.dumps(export.config.to_dict(), sort_keys=True)),
         "model": np.array(json.dumps(model, sort_keys=True)),
         "tokenizer": np.array(export.tokenizer),
     }
     for name in TABLES:
         fields[name] = getattr(export, name)
+    if export.version() >= 2:
+        fields[KEY_CHANNEL] = export.key_channel_scale
     for name in sorted(export.weights):
         fields[WEIGHT_PREFIX + name] = export.weights[name]
     write_npz(fields, path)
@@ -195,8 +214,8 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Export:
     version = fields.get("version")
     if version is None:
         raise _fail("version", "missing")
-    if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) != VERSION:
-        raise _fail("version", f"must be {VERSION} (the version this leopard reads), got {version!r}")
+    if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) not in VERSIONS:
+        raise _fail("version", f"must be 1 or {VERSION} (the versions this leopard reads), got {version!r}")
     try:
         cfg = EngineConfig.from_json(_string(fields, "config"))
     except ConfigError as error:
@@ -217,12 +236,16 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Export:
     for name in TABLES:
         if name not in fields:
             raise _fail(name, "missing")
+    if int(version) >= 2 and KEY_CHANNEL not in fields:
+        raise _fail(KEY_CHANNEL, "missing")
+    layers, heads, dim = bert.num_hidden_layers, bert.num_attention_heads, bert.head_dim
+    channel = fields[KEY_CHANNEL] if int(version) >= 2 else np.ones((layers, heads, dim))
     weights = {name.removeprefix(WEIGHT_PREFIX): value for name, value in fields.items()
                if name.startswith(WEIGHT_PREFIX)}
     return Export(
         config=cfg, bert=bert, tokenizer=_string(fields, "tokenizer"), labels=tuple(model["labels"]),
         data=data, data_sha256=model["data_sha256"], training=model["training"], weights=weights,
-        **{name: fields[name] for name in TABLES},
+        **{name: fields[name] for name in TABLES}, key_channel_scale=channel,
     )
 
 

@@ -4,7 +4,13 @@ Soft phase: keep-mask ``m = sigmoid((s − θ)/T)`` and probabilities ``p_j = m_
 with ``e_j = exp(s_j − max s)`` over the valid keys: a pruned key's probability mass goes to the keys
 that survive, as in the hard case, and a query whose keys are all pruned tends to the zero output.
 Hard phase: ``m = [s ≥ θ]`` exactly, ``p`` renormalized over the kept keys, zero output when none is
-kept. Both record the statistics the regularizer ``λ·mean(m)`` and the reports need.
+kept. Both record the statistics the regularizer ``λ·mean(m)`` and the reports need, and, with a
+``PlaneCost``, the mean of a differentiable proxy of the bit planes the engine's bound needs.
+
+The bound (``docs/arithmetic.md`` §2) stops a key once ``UB_r = s + slack_r < θ`` with ``r`` planes
+remaining; the expected slack, if the ``r`` low bits of each key element are uniform, is
+``(2^r − 1)·G`` with ``G = ½·Σ_d |q_d|·u_d`` and ``u_d = s_k·c_d/√Dh`` the key step of channel ``d`` in
+score units. So a key needs ``1 + #{r ≥ 1 : s + (2^r − 1)·G ≥ θ}`` planes (``B`` when kept).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from torch import nn
 
 SOFT_EPSILON = 1e-6
 """``ε`` of the soft probabilities: negligible once a key survives (the largest weighs 1)."""
+PLANE_PROXIES = ("log", "sigmoid")
+SLACK_FLOOR = 1e-6
+"""Smallest ``G`` of the planes proxy (an all-zero query would divide by zero)."""
 
 
 class Thresholds(nn.Module):
@@ -61,6 +70,41 @@ def masked_probabilities(
     return weights / (total + SOFT_EPSILON)
 
 
+@dataclass(frozen=True)
+class PlaneCost:
+    """What the planes proxy needs: key steps in score units ``[layers, heads, Dh]`` (``u_d``), the key
+    width ``bits`` and the proxy's kind (``PLANE_PROXIES``)."""
+
+    key_unit: torch.Tensor
+    bits: int
+    proxy: str
+
+
+def plane_slack(q: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """``[B, H, N, 1]``: ``G = ½·Σ_d |q_d|·u_d`` per query, ``unit`` ``[H, Dh]``."""
+    return 0.5 * (q.abs() * unit[None, :, None, :]).sum(dim=-1, keepdim=True).clamp_min(SLACK_FLOOR)
+
+
+def plane_proxy(
+    scores: torch.Tensor, theta: torch.Tensor, slack: torch.Tensor, cost: PlaneCost, temperature: float
+) -> torch.Tensor:
+    """``[B, H, N, N]`` differentiable planes per pair (``θ`` ``[H]`` gets no gradient from it).
+
+    ``log``: ``B − min(log2(1 + max(θ − s, 0)/G), B − 1)``, the continuous count (up to a constant
+    under one plane) of the planes the expected bound needs: ``B`` for ``s ≥ θ``, falling as a pruned
+    score moves below ``θ`` in units of ``G``, with a gradient for every pruned pair not yet at one
+    plane. ``sigmoid``: ``1 + Σ_{r=1}^{B−1} sigmoid((s + (2^r − 1)·G − θ)/T)``, the step count softened
+    at temperature ``T``.
+    """
+    limit = theta.detach()[None, :, None, None]
+    if cost.proxy == "log":
+        saved = torch.log2(1.0 + torch.relu(limit - scores) / slack)
+        return cost.bits - torch.clamp(saved, max=cost.bits - 1)
+    steps = [torch.sigmoid((scores + ((1 << r) - 1) * slack - limit) / temperature)
+             for r in range(1, cost.bits)]
+    return 1.0 + torch.stack(steps).sum(dim=0)
+
+
 @dataclass
 class PruningStats:
     """Counts over visible (query, key) pairs, per (layer, head), accumulated over batches."""
@@ -91,14 +135,17 @@ class PrunedCore:
     """The attention core of ``bert.Bert`` with thresholds: ``soft`` at ``temperature``, else hard.
 
     After a forward pass, ``mask_mean()`` is the mean keep-mask over every visible pair of every layer
-    and head (the regularized quantity, differentiable when soft), and ``stats`` counts hard decisions.
+    and head (the regularized quantity, differentiable when soft), ``plane_mean()`` (with ``planes``)
+    the mean planes proxy, and ``stats`` counts hard decisions.
     """
 
     thresholds: Thresholds
     soft: bool
     temperature: float = 1.0
+    planes: PlaneCost | None = None
     stats: PruningStats = field(init=False)
     _mask_sum: torch.Tensor | float = field(init=False, default=0.0)
+    _plane_sum: torch.Tensor | float = field(init=False, default=0.0)
     _pair_count: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -112,6 +159,10 @@ class PrunedCore:
         keep = soft_keep(scores, theta, self.temperature) if self.soft else hard_keep(scores, theta)
         visible = visible_pairs(valid)
         self._mask_sum = self._mask_sum + (keep * visible).sum()
+        if self.planes is not None:
+            slack = plane_slack(q, self.planes.key_unit[layer])
+            proxy = plane_proxy(scores, theta, slack, self.planes, self.temperature)
+            self._plane_sum = self._plane_sum + torch.where(visible, proxy, 0.0).sum()
         self._pair_count += int(visible.sum()) * q.shape[1]
         self.stats.add(layer, visible, (scores >= theta[None, :, None, None]).detach())
         return masked_probabilities(scores, keep, valid, hard=not self.soft) @ v
@@ -119,3 +170,7 @@ class PrunedCore:
     def mask_mean(self) -> torch.Tensor:
         """Mean keep-mask over the visible pairs of every layer and head seen since construction."""
         return torch.as_tensor(self._mask_sum) / max(self._pair_count, 1)
+
+    def plane_mean(self) -> torch.Tensor:
+        """Mean planes proxy over the visible pairs of every layer and head seen since construction."""
+        return torch.as_tensor(self._plane_sum) / max(self._pair_count, 1)

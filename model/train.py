@@ -12,6 +12,13 @@ Phases, by global step (batch ``batch_size``, AdamW, gradient norm clipped at 1)
 3. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falls
    linearly from ``lr`` to 0.
 
+**Cost-aware training** (``plane_cost`` W > 0): phases 2 and 3 add ``W·mean(planes)/k_bits``, a
+differentiable proxy of the bit planes the engine's bound needs per visible pair
+(``pruned_attention.plane_proxy``), with the key steps of the export's quantization calibrated at the
+start of phase 2. **Quantization** (``clip_percentile``, ``clip_q_percentile``, ``key_block``): how the
+export turns ``q`` and
+``k`` into integers (``model/quantize.py``); without a plane cost it does not change the training.
+
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
 rates: the accuracy the same training reaches without pruning. Its export holds thresholds one below
 the register's minimum, so the engine keeps every key.
@@ -30,7 +37,7 @@ import math
 import pickle
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +51,21 @@ from leopard.hw.files import write_atomic, write_json
 from leopard.model import bert, export, quantize
 from leopard.model.data import Dataset, DataSpec, Tokenizer, load_dataset, pad
 from leopard.model.evaluate import evaluate, float_accuracy
-from leopard.model.pruned_attention import PrunedCore, Thresholds, scaled_scores, visible_pairs
+from leopard.model.pruned_attention import (
+    PLANE_PROXIES,
+    PlaneCost,
+    PrunedCore,
+    Thresholds,
+    scaled_scores,
+    visible_pairs,
+)
 
 CHECKPOINT = "checkpoint.pt"
 FINETUNED = "finetuned.pt"
 EXPORT = "export.npz"
 WARMUP_FRACTION = 0.1
 CALIBRATION_BATCH = 64
+RECALIBRATE_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,20 @@ class TrainSettings:
     """False: the dense control, trained on the same schedule without thresholds (nothing pruned)."""
     threads: int = 1
     """torch threads; back-propagation sums in another order with another count, so it is recorded."""
+    clip_percentile: float = 100.0
+    """Outlier-aware quantization: ``k`` saturates at this percentile (100: its largest value)."""
+    key_block: int = 0
+    """Finer key scaling: key channels per scale block (0: one key scale per head)."""
+    clip_q_percentile: float = 100.0
+    """Outlier-aware quantization of ``q`` (100: its largest value)."""
+    plane_cost: float = 0.0
+    """Weight ``W`` of the planes proxy in the loss (0: off)."""
+    plane_proxy: str = "log"
+    """``log`` or ``sigmoid``: see ``pruned_attention.plane_proxy``."""
+
+    def quant(self) -> quantize.QuantSettings:
+        """The export's quantization settings."""
+        return quantize.QuantSettings(self.clip_percentile, self.key_block, self.clip_q_percentile)
 
     def check(self) -> None:
         """One-line errors for settings that cannot train."""
@@ -94,6 +123,12 @@ class TrainSettings:
             raise LeopardError(f"init_percentile must be in [0, 100], got {self.init_percentile}")
         if self.weights_dtype not in export.WEIGHT_DTYPES:
             raise LeopardError(f"weights dtype must be one of {', '.join(export.WEIGHT_DTYPES)}")
+        if self.plane_cost < 0:
+            raise LeopardError(f"--plane-cost must be at least 0, got {self.plane_cost}")
+        if self.plane_proxy not in PLANE_PROXIES:
+            raise LeopardError(
+                f"--plane-proxy must be one of {', '.join(PLANE_PROXIES)}, got {self.plane_proxy!r}"
+            )
 
 
 FINETUNE_FIELDS = ("epochs", "batch_size", "lr", "seed")
@@ -101,6 +136,10 @@ FINETUNE_FIELDS = ("epochs", "batch_size", "lr", "seed")
 learning rate, temperatures or phase-2/3 lengths."""
 RESUME_FREE_FIELDS = ("checkpoint_every", "threads")
 """Settings a run may change when it resumes."""
+EXPORT_FIELDS = ("clip_percentile", "key_block", "clip_q_percentile")
+"""Settings that only change the export when there is no plane cost: a finished run re-exports under
+other values without training again."""
+DEFAULT_SETTINGS = TrainSettings()
 
 
 @dataclass(frozen=True)
@@ -213,6 +252,8 @@ class State:
     finetune_accuracy: float | None = None
     seconds: dict[str, float] | None = None
     log: list[dict[str, Any]] | None = None
+    key_unit: list[Any] | None = None
+    """``[layers, heads, Dh]`` key steps in score units, ``s_k·c_d/√Dh`` (for the plane cost)."""
 
 
 class Trainer:
@@ -231,6 +272,7 @@ class Trainer:
         self.schedule = Schedule.of(settings, len(self.train_ids))
         pretrained = bert.load_pretrained(self.model_dir)
         check_engine(cfg, pretrained.config, spec)
+        settings.quant().check(pretrained.config.head_dim)
         self.model = bert.Classifier(pretrained.config, len(self.dataset.label_names))
         self.model.bert = pretrained
         torch.manual_seed(settings.seed)
@@ -276,13 +318,17 @@ class Trainer:
 
     def _check_compatible(self, path: Path, saved: dict[str, Any], step: int) -> None:
         own = self.checkpoint_fields()
-        names = [f.name for f in fields(TrainSettings) if f.name not in RESUME_FREE_FIELDS]
+        free = RESUME_FREE_FIELDS
+        if self.settings.plane_cost == 0 and saved["settings"].get("plane_cost", 0) == 0:
+            free += EXPORT_FIELDS
+        names = [f.name for f in fields(TrainSettings) if f.name not in free]
         if step <= self.schedule.finetune:
             names = list(FINETUNE_FIELDS)
         for name in names:
-            if saved["settings"].get(name) != own["settings"][name]:
+            was = saved["settings"].get(name, getattr(DEFAULT_SETTINGS, name))
+            if was != own["settings"][name]:
                 raise LeopardError(
-                    f"checkpoint {path} was made with {name} {saved['settings'].get(name)}, not "
+                    f"checkpoint {path} was made with {name} {was}, not "
                     f"{own['settings'][name]}; use another --out folder or delete it"
                 )
         if saved["data"] != own["data"] or saved["schedule"]["finetune"] != own["schedule"]["finetune"]:
@@ -300,7 +346,9 @@ class Trainer:
         self.resume()
         done = self.run_dir / "evaluation.json"
         if self.state.step == self.schedule.total and done.exists() and (self.run_dir / EXPORT).exists():
-            return json.loads(done.read_text())
+            summary = json.loads(done.read_text())
+            if summary["settings"] == asdict(self.settings):
+                return summary
         bar = tqdm(total=self.schedule.total, initial=self.state.step, desc="train", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         with bar:
@@ -329,10 +377,15 @@ class Trainer:
             loss = task = torch.nn.functional.cross_entropy(logits, labels)
             record["pruned"] = 0.0
         else:
-            T = temperature(settings, step - schedule.finetune)
-            core = PrunedCore(self.thresholds, soft=phase == "soft", temperature=T)
+            T = temperature(settings, min(step - schedule.finetune, settings.soft_steps - 1))
+            core = PrunedCore(self.thresholds, soft=phase == "soft", temperature=T,
+                              planes=self._plane_cost(step - schedule.finetune))
             task = torch.nn.functional.cross_entropy(self.model(ids, valid, core), labels)
             loss = task + settings.lam * core.mask_mean() if phase == "soft" else task
+            if core.planes is not None:
+                planes = core.plane_mean()
+                loss = loss + settings.plane_cost * planes / self.cfg.k_bits
+                record["planes_proxy"] = round(planes.item(), 6)
             record.update(
                 temperature=round(T, 6) if phase == "soft" else None,
                 mask_mean=round(core.mask_mean().item(), 6), pruned=round(core.stats.pruned_fraction(), 6),
@@ -359,6 +412,20 @@ class Trainer:
             )
             self.state.theta_ready = True
 
+    def _plane_cost(self, pruning_step: int) -> PlaneCost | None:
+        """The planes proxy with the key steps of the export's quantization, calibrated on the current
+        weights every ``RECALIBRATE_EVERY`` steps of phases 2 and 3 (and kept in the checkpoint), so they
+        follow the weights; ``None`` without a plane cost."""
+        settings = self.settings
+        if settings.plane_cost == 0:
+            return None
+        if self.state.key_unit is None or pruning_step % RECALIBRATE_EVERY == 0:
+            quant = quantize.calibrate(self.model, self.calibration, self.cfg, settings.quant())
+            unit = quant.scale_k[:, :, None] * quant.key_channel / math.sqrt(quant.head_dim)
+            self.state.key_unit = unit.tolist()
+        return PlaneCost(torch.tensor(self.state.key_unit, dtype=torch.float32), self.cfg.k_bits,
+                         settings.plane_proxy)
+
     def _after_step(self, done: int) -> None:
         schedule = self.schedule
         boundaries = {schedule.finetune, schedule.finetune + schedule.soft, schedule.total}
@@ -375,12 +442,12 @@ class Trainer:
         weights = export.round_weights(self.model, self.settings.weights_dtype)
         rounded = bert.Classifier(self.model.bert.config, len(self.dataset.label_names))
         rounded.load_state_dict({name: torch.from_numpy(w.astype(np.float32)) for name, w in weights.items()})
-        quant = quantize.calibrate(rounded.eval(), self.calibration, self.cfg)
+        quant = quantize.calibrate(rounded.eval(), self.calibration, self.cfg, self.settings.quant())
         if self.settings.prune:
             self._ensure_thresholds()
             theta = self.thresholds.theta.detach().double().numpy()
         else:
-            theta = (self.cfg.threshold_min - 1) * quant.score_scale()
+            theta = keep_all_thresholds(self.cfg, quant)
         return export.Export(
             config=self.cfg, bert=self.model.bert.config, tokenizer=self.tokenizer.json_text,
             labels=self.dataset.label_names, data=self.spec,
@@ -388,6 +455,7 @@ class Trainer:
             weights=weights, threshold=theta,
             threshold_int=quantize.threshold_int(theta, quant.score_scale(), self.cfg),
             scale_q=quant.scale_q, scale_k=quant.scale_k, scale_v=quant.scale_v,
+            key_channel_scale=quant.key_channel,
         )
 
     def finish(self) -> dict[str, Any]:
@@ -412,6 +480,39 @@ class Trainer:
         write_json(self.run_dir / "timing.json", {key: round(value, 1) for key, value in seconds.items()}
                    | {"threads": self.settings.threads})
         return summary
+
+
+def keep_all_thresholds(cfg: EngineConfig, quant: quantize.Quantization) -> np.ndarray:
+    """The dense control's ``θ``: one below the threshold register's minimum, so every key is kept."""
+    return (cfg.threshold_min - 1) * quant.score_scale()
+
+
+def settings_of(made: export.Export) -> TrainSettings:
+    """The training settings an export records (fields it predates take their defaults)."""
+    names = {f.name for f in fields(TrainSettings)}
+    return TrainSettings(**{key: value for key, value in made.training.items() if key in names})
+
+
+def requantize(made: export.Export, dataset: Dataset, quant: quantize.QuantSettings) -> export.Export:
+    """``made`` quantized again under ``quant``: the ``q``, ``k`` (and ``v``) scales calibrated afresh on
+    the calibration sentences it was trained with (``dataset``: its data), ``θ_int`` following; weights and
+    float thresholds unchanged. With ``made``'s own settings this reproduces its scales exactly."""
+    settings = settings_of(made)
+    quant.check(made.bert.head_dim)
+    ids = made.text_tokenizer().encode(dataset.train.texts)
+    calibration = calibration_batches(settings, ids)
+    scales = quantize.calibrate(made.classifier(), calibration, made.config, quant)
+    theta = made.threshold if settings.prune else keep_all_thresholds(made.config, scales)
+    training = {
+        **made.training, **asdict(quant),
+        "requantized_from": {**asdict(settings.quant()), **made.training.get("requantized_from", {})},
+    }
+    return replace(
+        made, training=training, threshold=theta,
+        threshold_int=quantize.threshold_int(theta, scales.score_scale(), made.config),
+        scale_q=scales.scale_q, scale_k=scales.scale_k, scale_v=scales.scale_v,
+        key_channel_scale=scales.key_channel,
+    )
 
 
 def train(run_dir: str | Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,

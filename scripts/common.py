@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import sys
 
 from leopard.hw.config import EngineConfig, preset
 from leopard.hw.errors import LeopardError
@@ -40,3 +43,26 @@ def load_trace(args: argparse.Namespace) -> trace_file.Trace:
             "drop the option or regenerate the trace"
         )
     return trace
+
+
+def progress(message: str) -> None:
+    """One line of progress on standard error (standard output stays the result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
+
+
+def torch_ready(threads: int | None = None) -> None:
+    """Check the training packages (a one-line error naming a missing one), keep hubs offline, import
+    torch with ``threads`` when given."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for package in PACKAGES:
+        if importlib.util.find_spec(package) is None:
+            raise LeopardError(f"the package {package} is not installed; run `make setup`")
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise LeopardError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)

@@ -18,7 +18,7 @@ from leopard.hw.config import EngineConfig, preset
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import json_text, write_atomic, write_json
 from leopard.hw.generate import TOPS, generate
-from leopard.scripts.common import add_config_options, config_from_args
+from leopard.scripts.common import add_config_options, config_from_args, progress
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "results" / "fpga" / "baseline.json"
 
@@ -99,10 +99,6 @@ def read_json(path: Path) -> Any:
         raise LeopardError(f"cannot read {path}: {error.strerror}") from None
     except json.JSONDecodeError as error:
         raise LeopardError(f"{path} is not valid JSON: {error}") from None
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _configs(args: argparse.Namespace) -> list[EngineConfig]:

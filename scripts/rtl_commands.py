@@ -15,7 +15,7 @@ from leopard.hw.files import write_json
 from leopard.hw.generate import TOPS, generate, verilog_text
 from leopard.model import report, synthetic
 from leopard.model import trace as trace_file
-from leopard.scripts.common import add_config_options, config_from_args, load_trace
+from leopard.scripts.common import add_config_options, config_from_args, load_trace, progress
 from leopard.sw import codegen
 from leopard.verif import simulate
 from leopard.verif.plan import MODES, make_plan
@@ -57,10 +57,6 @@ def run_generate(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def simulate_trace(
     trace_path: str, trace: trace_file.Trace, sim: str, top: str, *, chunk: int,
     waves_dir: Path | None, stalls: bool,
@@ -70,7 +66,7 @@ def simulate_trace(
     cfg = trace.config
     module, source = verilog_text(cfg, top)
     started = time.perf_counter()
-    _progress(f"building the {sim} model of {module} (cached by the Verilog's hash)")
+    progress(f"building the {sim} model of {module} (cached by the Verilog's hash)")
     compiled = simulate.build(module, source, sim, waves=waves_dir is not None)
     build_seconds = time.perf_counter() - started
     chunks = [list(range(i, min(i + chunk, trace.count))) for i in range(0, trace.count, chunk)]
@@ -82,7 +78,7 @@ def simulate_trace(
         "build_seconds": build_seconds,
     }
     for index, problems in enumerate(chunks, 1):
-        _progress(f"[{index}/{len(chunks)}] {sim} {module}: problems {problems[0]}..{problems[-1]} "
+        progress(f"[{index}/{len(chunks)}] {sim} {module}: problems {problems[0]}..{problems[-1]} "
                   f"of {trace.count}")
         runs = [{"trace": trace_path, "problems": problems}]
         if stalls:
@@ -159,7 +155,7 @@ def run_bench_sim(args: argparse.Namespace) -> None:
         trace_file.save(trace, path)
         plan = make_plan(cfg, [{"trace": path}])
         for sim in ("amaranth", *simulate.SIMULATORS):
-            _progress(f"simulating on {sim}")
+            progress(f"simulating on {sim}")
             if sim == "amaranth":
                 outcome = run_plan(cfg, plan)
             else:

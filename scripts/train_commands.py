@@ -1,11 +1,9 @@
-"""Commands of the training side: ``train``, ``sweep``, ``evaluate``, ``trace``. They import torch only
-when run, so the other commands start fast."""
+"""Commands of the training side: ``train``, ``sweep``, ``requantize``, ``evaluate``, ``trace``. They import
+torch only when run, so the other commands start fast."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,32 +11,14 @@ from typing import TYPE_CHECKING, Any
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model import report
-from leopard.scripts.common import add_config_options, config_from_args
+from leopard.scripts.common import add_config_options, config_from_args, torch_ready
 
 if TYPE_CHECKING:
-    from leopard.model.data import DataSpec, Examples
+    from leopard.model.data import Dataset, DataSpec, Examples
     from leopard.model.export import Export
     from leopard.model.train import TrainSettings
 
 DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
-PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
-
-
-def _torch(threads: int | None = None) -> None:
-    """Check the training packages (a one-line error naming a missing one), keep hubs offline, import
-    torch with ``threads`` when given."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for package in PACKAGES:
-        if importlib.util.find_spec(package) is None:
-            raise LeopardError(f"the package {package} is not installed; run `make setup`")
-    import torch
-
-    if threads is not None:
-        if threads < 1:
-            raise LeopardError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
-
-
 def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
     if override:
         parser.add_argument("--data", metavar="FILE",
@@ -69,7 +49,24 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--model", metavar="DIR", help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
     add("--train-threads", dest="train_threads", type=int, default=1, metavar="N",
         help="torch threads; the trained weights depend on it (default: 1)")
+    add("--plane-cost", type=float, default=0.0, metavar="W",
+        help="weight of the bit-plane proxy in the loss: cost-aware training (default: 0, off)")
+    add("--plane-proxy", default="log", choices=("log", "sigmoid"),
+        help="the differentiable planes proxy of --plane-cost (default: log)")
+    _add_quant_options(parser)
     add("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_quant_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--clip-percentile", type=float, default=100.0, metavar="P",
+        help="keys saturate at this percentile of |k| per head: outlier-aware quantization "
+             "(default: 100, the largest value)")
+    add("--clip-q-percentile", type=float, default=100.0, metavar="P",
+        help="queries saturate at this percentile of |q| per head (default: 100, the largest value)")
+    add("--key-block", type=int, default=0, metavar="G",
+        help="key channels sharing one scale, folded into the query: finer key scaling "
+             "(1: per channel; default: 0, one scale per head)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -89,6 +86,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="comma-separated λ values (default: 0.05,0.1,0.2,0.4,0.8)")
     parser.add_argument("--out", default="runs/sweep", metavar="DIR")
     parser.set_defaults(run=run_sweep)
+
+    parser = commands.add_parser("requantize", help="quantize an export again (other clipping or key scales)")
+    parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
+    _add_quant_options(parser)
+    _add_data_options(parser, override=True)
+    parser.add_argument("--out", required=True, metavar="NEW.npz", help="the requantized export")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.set_defaults(run=run_requantize)
 
     parser = commands.add_parser("evaluate", help="accuracy and pruning of an exported model")
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
@@ -126,7 +131,10 @@ def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
 
     return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
                          theta_lr=args.theta_lr, seed=args.seed, threads=args.train_threads,
-                         prune=not getattr(args, "dense_control", False))
+                         prune=not getattr(args, "dense_control", False),
+                         clip_percentile=args.clip_percentile, key_block=args.key_block,
+                         clip_q_percentile=args.clip_q_percentile,
+                         plane_cost=args.plane_cost, plane_proxy=args.plane_proxy)
 
 
 def _model_dir(args: argparse.Namespace) -> Path | None:
@@ -134,7 +142,7 @@ def _model_dir(args: argparse.Namespace) -> Path | None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    _torch()
+    torch_ready()
     from leopard.model.train import train
 
     summary = train(args.out, _settings(args, args.lam), _spec(args), config_from_args(args),
@@ -156,7 +164,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_sweep(args: argparse.Namespace) -> None:
-    _torch()
+    torch_ready()
     from leopard.model import sweep
 
     try:
@@ -180,7 +188,8 @@ def _load_export(args: argparse.Namespace) -> Export:
     return made
 
 
-def _test_set(args: argparse.Namespace, made: Export) -> Examples:
+def _dataset(args: argparse.Namespace, made: Export) -> Dataset:
+    """The export's data (``--data`` if it moved), refused when its contents differ."""
     from leopard.model import data
 
     spec = data.with_data(made.data, args.data)
@@ -189,11 +198,30 @@ def _test_set(args: argparse.Namespace, made: Export) -> Examples:
         raise LeopardError(
             f"data {spec.data} differs from the file the export was trained on (sha256); pass the same file"
         )
-    return dataset.test
+    return dataset
+
+
+def _test_set(args: argparse.Namespace, made: Export) -> Examples:
+    return _dataset(args, made).test
+
+
+def run_requantize(args: argparse.Namespace) -> None:
+    torch_ready(args.threads)
+    from leopard.model import export
+    from leopard.model.quantize import QuantSettings
+    from leopard.model.train import requantize
+
+    made = export.load(args.export)
+    quant = QuantSettings(args.clip_percentile, args.key_block, args.clip_q_percentile)
+    quant.check(made.bert.head_dim)
+    again = requantize(made, _dataset(args, made), quant)
+    export.save(again, args.out)
+    print(f"wrote {args.out}: keys clipped at percentile {quant.clip_percentile:g}, queries at "
+          f"{quant.clip_q_percentile:g}, key block {quant.key_block}")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    _torch(args.threads)
+    torch_ready(args.threads)
     from leopard.model.evaluate import evaluate
 
     made = _load_export(args)
@@ -215,7 +243,7 @@ def per_head_table(pruned: list[list[float]]) -> str:
 
 
 def run_trace(args: argparse.Namespace) -> None:
-    _torch(args.threads)
+    torch_ready(args.threads)
     from leopard.model import capture
     from leopard.model import trace as trace_file
 

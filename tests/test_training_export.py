@@ -66,7 +66,12 @@ def _rewrite(trained, tmp_path, **changes):
     "changes, message",
     [
         ({"threshold_int": None}, "field 'threshold_int': missing"),
-        ({"version": np.array(2)}, "field 'version': must be 1"),
+        ({"version": np.array(3)}, "field 'version': must be 1 or 2"),
+        ({"version": np.array(2)}, "field 'key_channel_scale': missing"),
+        ({"version": np.array(2), "key_channel_scale": np.ones((2, 2, 3))},
+         "field 'key_channel_scale': must be a floating array (2, 2, 4)"),
+        ({"version": np.array(2), "key_channel_scale": np.full((2, 2, 4), 1.5)},
+         "field 'key_channel_scale': relative key scales must lie in (0, 1]"),
         ({"format": np.array("something")}, "field 'format': must be 'leopard-export'"),
         ({"threshold_int": lambda t: t + 1}, "field 'threshold_int': differs from ⌈threshold / scale⌉"),
         ({"threshold": lambda t: t[:1]}, "field 'threshold': must be a floating array (2, 2)"),

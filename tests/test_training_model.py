@@ -200,5 +200,6 @@ def test_float_and_integer_decisions_differ_only_where_quantization_crosses_the_
 
 
 def test_score_scale_is_the_product_of_the_scales_over_root_d():
-    quant = quantize.Quantization(np.array([[0.5]]), np.array([[0.25]]), np.array([[1.0]]), head_dim=16)
+    quant = quantize.Quantization(np.array([[0.5]]), np.array([[0.25]]), np.array([[1.0]]), np.ones((1, 1, 16)),
+                                  head_dim=16)
     assert quant.score_scale()[0, 0] == 0.5 * 0.25 / math.sqrt(16)
