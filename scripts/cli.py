@@ -10,6 +10,7 @@ from leopard.scripts import (
     demo,
     fpga_commands,
     golden_commands,
+    lever_commands,
     rtl_commands,
     run_report,
     train_commands,
@@ -29,7 +30,8 @@ def build_parser() -> Parser:
         description="Learned runtime attention pruning: golden model, RTL, verification, training.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (golden_commands, rtl_commands, train_commands, fpga_commands, run_report, demo):
+    for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
+                   run_report, demo):
         module.register(commands)
     return parser
 

@@ -1,0 +1,113 @@
+"""``leopard bench-levers``: the same real sentences with the paper's bound and with each lever, alone and
+combined, in one table (accuracy, pruning, planes, front-end and whole-head speedup and efficiency), and
+the logic each hardware lever costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_atomic, write_json
+from leopard.model import levers
+from leopard.scripts.common import progress, torch_ready
+
+MANIFEST_SCHEMA = "leopard-levers/1"
+VARIANT_KEYS = ("name", "export")
+DEFAULT_SENTENCES = 32
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench-levers", help="the paper's bound vs each lever on real traces")
+    parser.add_argument("manifest", metavar="MANIFEST.json",
+                        help="the variants (name, export, quantization) and, optionally, `leopard synth` "
+                             "reports per hardware setting; paths relative to it (see docs/levers.md)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="writes DIR/levers.json and DIR/levers.md")
+    parser.add_argument("--work", default="runs/levers", metavar="DIR",
+                        help="per-variant traces and evaluations, reused when unchanged "
+                             "(default: runs/levers)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.set_defaults(run=run_bench_levers)
+
+
+def _json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LeopardError(f"{what} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LeopardError(f"{what} {path} is not a JSON file ({error})") from None
+    if not isinstance(value, dict):
+        raise LeopardError(f"{what} {path} is not a JSON object")
+    return value
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    manifest = _json(path, "manifest")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise LeopardError(
+            f"manifest {path}: schema must be {MANIFEST_SCHEMA!r}, got {manifest.get('schema')!r}"
+        )
+    variants = manifest.get("variants")
+    if not isinstance(variants, list) or not variants:
+        raise LeopardError(f"manifest {path}: 'variants' must be a non-empty list")
+    for index, variant in enumerate(variants):
+        missing = [key for key in VARIANT_KEYS if not isinstance(variant, dict) or key not in variant]
+        if missing:
+            raise LeopardError(f"manifest {path}: variant {index} has no {missing[0]!r}")
+    unknown = sorted(set(manifest.get("synthesis", {})) - set(levers.HARDWARE))
+    if unknown:
+        raise LeopardError(f"manifest {path}: synthesis names unknown hardware setting {unknown[0]!r}; "
+                           f"use one of {', '.join(levers.HARDWARE)}")
+    return manifest
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def run_bench_levers(args: argparse.Namespace) -> None:
+    path = Path(args.manifest)
+    manifest = _manifest(path)
+    torch_ready(args.threads)
+    from leopard.model import lever_runs
+
+    base = path.parent
+    reports = {hardware: _json(base / report, "synthesis report")
+               for hardware, report in manifest.get("synthesis", {}).items()}
+    sentences, seed = manifest.get("sentences", DEFAULT_SENTENCES), manifest.get("seed", 0)
+    variants = manifest["variants"]
+    settings = []
+    for variant in variants:
+        where = f"manifest {path}: variant {variant['name']!r}"
+        if not (base / variant["export"]).exists():
+            raise LeopardError(f"{where}: export {base / variant['export']}: no such file "
+                               "(train it first, see docs/levers.md)")
+        settings.append((where, lever_runs.quant_settings(variant.get("quantization", {}), where)))
+    rows, reference = [], None
+    for index, (variant, (where, quant)) in enumerate(zip(variants, settings, strict=True), 1):
+        progress(f"[{index}/{len(variants)}] {variant['name']}: requantize, trace {sentences} sentences, "
+                 "evaluate (minutes; reused when unchanged)")
+        made = lever_runs.prepare(base / variant["export"], quant, sentences, seed,
+                                  Path(args.work) / _slug(variant["name"]))
+        if reference is not None and not np.array_equal(made.trace.valid_len, reference):
+            raise LeopardError(f"{where}: its export tokenizes the sentences differently from the first")
+        reference = made.trace.valid_len
+        rows += levers.variant_rows(variant["name"], made.training, made.evaluation, made.trace.config,
+                                    made.trace.problems())
+    rows = levers.with_shares(rows)
+    costs = levers.synthesis_costs(reports)
+    text = levers.table(rows)
+    if costs:
+        device = next(iter(reports.values()))["target"]["device"]
+        text += "\n" + levers.cost_table(costs, device)
+    out = Path(args.out)
+    write_json(out / "levers.json", {"manifest": manifest, "rows": rows, "synthesis": costs})
+    write_atomic(out / "levers.md", text)
+    print(text, end="")
+    print(f"wrote {out / 'levers.json'} and {out / 'levers.md'}")
