@@ -3,8 +3,8 @@ lever alone and combined), run by the golden and cycle models (which the RTL mat
 paper's bound and with each hardware lever, with each export's accuracy, as one table.
 
 Levers (``docs/levers.md``): 1, zero-plane skipping (hardware, ``skip_zero_planes``); 2, outlier-aware
-quantization (``clip_percentile``, ``clip_q_percentile``); 4, cost-aware training (``plane_cost``);
-5, finer key scaling (``key_block``).
+quantization (``clip_percentile``, ``clip_q_percentile``); 3, key centering in the model
+(``center_keys``); 4, cost-aware training (``plane_cost``); 5, finer key scaling (``key_block``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def training_levers(training: dict[str, Any]) -> str:
     clip_k, clip_q = training.get("clip_percentile", 100.0), training.get("clip_q_percentile", 100.0)
     if min(clip_k, clip_q) < 100:
         used.append(f"2 (k {clip_k:g}, q {clip_q:g})")
+    if training.get("center_keys", False):
+        used.append("3 (centered keys)")
     if training.get("plane_cost", 0.0) > 0:
         used.append(f"4 ({training['plane_cost']:g}, {training.get('plane_proxy', 'log')})")
     if training.get("key_block", 0) > 0:

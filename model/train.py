@@ -100,6 +100,9 @@ class TrainSettings:
     """Weight ``W`` of the planes proxy in the loss (0: off)."""
     plane_proxy: str = "log"
     """``log`` or ``sigmoid``: see ``pruned_attention.plane_proxy``."""
+    center_keys: bool = False
+    """Key centering in the model: each head's mean key over the calibration sentences is taken out of
+    the key bias when the thresholds are set (see ``center_keys``)."""
 
     def quant(self) -> quantize.QuantSettings:
         """The export's quantization settings."""
@@ -203,6 +206,38 @@ def calibration_batches(
     chosen = sorted(order[: settings.calibration_sentences].tolist())
     return [pad([ids[i] for i in chosen[s : s + CALIBRATION_BATCH]])
             for s in range(0, len(chosen), CALIBRATION_BATCH)]
+
+
+def mean_keys(model: bert.Classifier, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Per layer, ``[H·Dh]``: the mean key of each head over the visible tokens of ``batches``."""
+    config = model.bert.config
+    sums = [torch.zeros(config.hidden_size, dtype=torch.float64) for _ in range(config.num_hidden_layers)]
+    count = 0
+
+    def core(
+        layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        sums[layer] += k.transpose(1, 2)[valid].double().sum(dim=0).reshape(-1)
+        return bert.dense_core(layer, q, k, v, valid)
+
+    with torch.no_grad():
+        for ids, valid in batches:
+            model(ids, valid, core)
+            count += int(valid.sum())
+    return [total / count for total in sums]
+
+
+def center_keys(model: bert.Classifier, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Subtract each head's mean key ``μ`` (over ``batches``) from the key bias, in place.
+
+    Every score of a query moves by the same ``−q·μ/√Dh``, so the dense model's attention, and its
+    output, are unchanged; the keys the engine sees are centered, which narrows their range (a finer
+    key step) and moves the scores the thresholds are then learned on. The hardware is unchanged.
+    """
+    means = mean_keys(model, batches)
+    with torch.no_grad():
+        for layer, mean in zip(model.bert.encoder.layer, means, strict=True):
+            layer.attention.self.key.bias -= mean.to(layer.attention.self.key.bias.dtype)
 
 
 def initial_thresholds(
@@ -405,8 +440,11 @@ class Trainer:
         return record
 
     def _ensure_thresholds(self) -> None:
-        """Set ``θ`` to each head's ``init_percentile`` percentile unless that was done."""
+        """Set ``θ`` to each head's ``init_percentile`` percentile unless that was done (centering the
+        keys first with ``center_keys``)."""
         if not self.state.theta_ready:
+            if self.settings.center_keys:
+                center_keys(self.model, self.calibration)
             self.thresholds.theta.data = initial_thresholds(
                 self.model, self.calibration, self.settings.init_percentile
             )

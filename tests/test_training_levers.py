@@ -2,6 +2,7 @@
 key scaling folded into the query (``key_block``), re-quantizing an export, and cost-aware training
 (``plane_cost``: the planes proxy and its slack)."""
 
+import copy
 import json
 import math
 from dataclasses import replace
@@ -16,7 +17,7 @@ from leopard.model import bert, export, golden, quantize
 from leopard.model import trace as trace_file
 from leopard.model.data import load_dataset
 from leopard.model.pruned_attention import PlaneCost, PrunedCore, Thresholds, plane_proxy, plane_slack
-from leopard.model.train import CHECKPOINT, EXPORT, Trainer, requantize, train
+from leopard.model.train import CHECKPOINT, EXPORT, Trainer, center_keys, mean_keys, requantize, train
 from leopard.scripts.cli import main
 
 TOP = (1 << (TINY_ENGINE.k_bits - 1)) - 1
@@ -308,3 +309,25 @@ def test_bench_levers_refuses_bad_manifests(reference_run, tmp_path, capsys, var
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_centering_the_keys_zeroes_their_mean_and_leaves_the_dense_model_unchanged(tiny_batch):
+    model, ids, valid = tiny_batch
+    model = copy.deepcopy(model)
+    before = model(ids, valid)
+    batches = [(ids, valid)]
+    assert max(float(mean.abs().max()) for mean in mean_keys(model, batches)) > 0.05
+    center_keys(model, batches)
+    assert max(float(mean.abs().max()) for mean in mean_keys(model, batches)) < 1e-5
+    assert torch.allclose(model(ids, valid), before, atol=1e-5)
+
+
+def test_a_centered_run_learns_its_thresholds_on_centered_keys(inputs, reference_run, tmp_path):
+    model_dir, spec = inputs
+    train(tmp_path, replace(TINY_SETTINGS, center_keys=True), spec, TINY_ENGINE, model_dir=model_dir,
+          progress=False)
+    centered, plain = export.load(tmp_path / EXPORT), export.load(reference_run / EXPORT)
+    assert centered.training["center_keys"] is True
+    key_bias = "bert.encoder.layer.0.attention.self.key.bias"
+    assert not np.array_equal(centered.weights[key_bias], plain.weights[key_bias])
+    assert not np.array_equal(centered.threshold, plain.threshold)
