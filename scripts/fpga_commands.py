@@ -140,8 +140,8 @@ def run_synth(args: argparse.Namespace) -> None:
         name = f"{top}-lanes{cfg.lanes}"
         key = hashlib.sha256(json_text({
             "config": cfg.to_dict(), "top": top, "target": tgt.name, "seed": args.seed, "tools": tools,
-            "flow": [synth.synth_script(tgt, top), "--router", tgt.router, *synth.NEXTPNR_OPTIONS,
-                     tgt.freq_mhz],
+            "flow": [synth.synth_script(tgt, top), *tgt.nextpnr_args, *tgt.constraints, "--router",
+                     tgt.router, *synth.NEXTPNR_OPTIONS, tgt.freq_mhz],
         }).encode()).hexdigest()
         cached = staging / "points" / f"{name}.json"
         if cached.exists() and read_json(cached).get("key") == key:
