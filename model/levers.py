@@ -89,20 +89,22 @@ COST_KEYS = ("lut", "ff", "carry", "bram", "dsp", "lutram")
 
 
 def synthesis_costs(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Resources and Fmax per hardware setting and design from ``leopard synth`` reports (``synth.json``),
-    with each count's change against the first setting's same design."""
+    """Resources and Fmax per hardware setting for each design (top, lanes) that every ``leopard synth``
+    report (``synth.json``) holds, with the LUT change against the first setting's same design."""
+    points = {hardware: {(point["top"], point["lanes"]): point for point in synth["results"]}
+              for hardware, synth in reports.items()}
+    common = sorted(set.intersection(*(set(found) for found in points.values()))) if points else []
     costs = []
-    for hardware, synth in reports.items():
-        for point in synth["results"]:
+    for hardware, found in points.items():
+        for design in common:
+            point = found[design]
             core = point.get("core") or {}
-            costs.append({"hardware": hardware, "top": point["top"], "lanes": point["lanes"],
+            costs.append({"hardware": hardware, "top": design[0], "lanes": design[1],
                           **{key: core.get(key) for key in COST_KEYS}, "fmax_mhz": point.get("fmax_mhz")})
-    first = {(c["top"], c["lanes"]): c for c in costs if c["hardware"] == next(iter(reports), None)}
+    first = {(c["top"], c["lanes"]): c for c in costs[: len(common)]}
     for cost in costs:
-        base = first.get((cost["top"], cost["lanes"]))
-        lut = cost["lut"]
-        cost["lut_change"] = (round(lut / base["lut"] - 1, 4)
-                              if base and lut is not None and base["lut"] else None)
+        base, lut = first[(cost["top"], cost["lanes"])]["lut"], cost["lut"]
+        cost["lut_change"] = round(lut / base - 1, 4) if base and lut is not None else None
     return costs
 
 
