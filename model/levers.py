@@ -62,15 +62,19 @@ def variant_rows(name: str, training: dict[str, Any], evaluation: dict[str, Any]
 
 def with_shares(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` with ``planes_saved``: the fraction of the first row's (the baseline's) mean planes
-    each row saves, so every lever's share of the gain reads off one column."""
-    base = rows[0]["mean_planes"]
-    return [{**row, "planes_saved": round(1 - row["mean_planes"] / base, 4)} for row in rows]
+    each row saves, so every lever's share of the gain reads off one column; and ``accuracy_change``:
+    its accuracy minus the baseline's (a lever that retrains moves the weights, which ``accuracy_loss``,
+    measured against the same weights, does not show)."""
+    planes, accuracy = rows[0]["mean_planes"], rows[0]["accuracy_quantized_pruned"]
+    return [{**row, "planes_saved": round(1 - row["mean_planes"] / planes, 4),
+             "accuracy_change": round(row["accuracy_quantized_pruned"] - accuracy, 4)} for row in rows]
 
 
 COLUMNS = (
     ("export", "variant", "{}"), ("training levers", "training_levers", "{}"), ("hardware", "hardware", "{}"),
     ("accuracy, quantized + pruned", "accuracy_quantized_pruned", "{:.2f} %"),
-    ("accuracy loss", "accuracy_loss", "{:+.2f}"), ("pruned", "pruned_fraction", "{:.1%}"),
+    ("accuracy loss", "accuracy_loss", "{:+.2f}"), ("vs first row", "accuracy_change", "{:+.2f}"),
+    ("pruned", "pruned_fraction", "{:.1%}"),
     ("mean planes", "mean_planes", "{:.3f}"), ("planes per pruned key", "mean_planes_pruned", "{:.3f}"),
     ("planes saved", "planes_saved", "{:.1%}"),
     ("front-end speedup", "speedup", "{:.3f}"), ("efficiency", "efficiency", "{:.3f}"),
@@ -79,8 +83,9 @@ COLUMNS = (
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """The rows as Markdown (accuracies in percent, the loss in points, BRIEF §5)."""
-    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---|---|---|" + "---:|" * 10]
+    """The rows as Markdown (accuracies in percent; the loss, BRIEF §5, and the change against the first
+    row in points)."""
+    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|---|---|---|" + "---:|" * 11]
     lines += ["| " + " | ".join(form.format(row[key]) for _, key, form in COLUMNS) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
