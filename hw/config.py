@@ -27,6 +27,12 @@ def clog2(value: int) -> int:
     return max(0, (value - 1).bit_length())
 
 
+MICROARCHITECTURE = ("lanes", "v_lanes", "result_buffers", "queries_in_flight", "fifo_depth", "bus_width",
+                     "early_termination", "skip_zero_planes", "status_stream")
+"""Fields that change how the engine computes, not what: a trace made under one config runs unchanged
+on another that differs only in these."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """One attention-head engine.
@@ -211,6 +217,11 @@ class EngineConfig:
     def prob_bits(self) -> int:
         """Unsigned width of a probability (``prob_frac_bits`` fraction bits, at most 1.0 + rounding)."""
         return self.prob_frac_bits + 1
+
+    def computes_like(self, other: EngineConfig) -> bool:
+        """Whether ``other`` differs from this config only in ``MICROARCHITECTURE`` fields."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return all(mine[name] == theirs[name] for name in mine if name not in MICROARCHITECTURE)
 
     def replace(self, **changes: Any) -> EngineConfig:
         """A copy with some fields changed, validated like any other config."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import sys
 
-from leopard.hw.config import EngineConfig, preset
+from leopard.hw.config import MICROARCHITECTURE, EngineConfig, preset
 from leopard.hw.errors import LeopardError
 from leopard.model import trace as trace_file
 
@@ -31,18 +32,22 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig | None:
 
 
 def load_trace(args: argparse.Namespace) -> trace_file.Trace:
-    """The ``--trace`` file, refused when ``--preset``/``--config`` names a different config."""
+    """The ``--trace`` file, run under ``--preset``/``--config`` when given: refused when that config
+    differs from the trace's in more than its microarchitecture (lanes, buffers, zero-plane skipping…)."""
     trace = trace_file.load(args.trace)
     given = config_from_args(args)
-    if given is not None and given != trace.config:
+    if given is None or given == trace.config:
+        return trace
+    if not trace.config.computes_like(given):
         own, other = trace.config.to_dict(), given.to_dict()
-        diffs = ", ".join(f"{k} {own[k]} vs {other[k]}" for k in sorted(own) if own[k] != other[k])
+        diffs = ", ".join(f"{k} {own[k]} vs {other[k]}" for k in sorted(own)
+                          if own[k] != other[k] and k not in MICROARCHITECTURE)
         option = f"--preset {args.preset}" if args.preset else f"--config {args.config}"
         raise LeopardError(
-            f"trace {args.trace} was made for another config than {option} ({diffs}); "
+            f"trace {args.trace} holds problems of another config than {option} ({diffs}); "
             "drop the option or regenerate the trace"
         )
-    return trace
+    return dataclasses.replace(trace, config=given)
 
 
 def progress(message: str) -> None:

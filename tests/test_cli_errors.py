@@ -36,7 +36,7 @@ CASES = [
     ("golden", ["golden", "--trace", "{dir}/missing.npz", "--out", "{out}"], "no such file"),
     ("golden", ["golden", "--trace", "{dir}/empty.npz", "--out", "{out}"], "field 'q': missing"),
     ("golden", ["golden", "--trace", "{dir}/tiny.npz", "--preset", "small", "--out", "{out}"],
-     "was made for another config"),
+     "holds problems of another config"),
     ("bench-golden", ["bench-golden", "--preset", "tiny", "--problems", "0", "--out", "{out}"],
      "--problems must be at least 1"),
     ("generate", ["generate", "--preset", "nope", "--out", "{out}"], "unknown preset 'nope'"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model import synthetic
+from leopard.model import golden, synthetic
 from leopard.model import trace as trace_file
 from leopard.scripts.cli import main
 
@@ -118,7 +118,7 @@ def test_golden_refuses_a_mismatched_preset(trace_path, tmp_path, capsys):
     code = main(["golden", "--trace", str(trace_path), "--out", str(out), "--preset", "tiny"])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert err.startswith(f"leopard golden: error: trace {trace_path} was made for another config than --preset tiny (")
+    assert err.startswith(f"leopard golden: error: trace {trace_path} holds problems of another config than --preset tiny (")
     assert err.count("\n") == 1
 
 
@@ -139,3 +139,19 @@ def test_bad_input_exits_2_without_traceback_or_output(tmp_path):
     assert run.returncode == 2
     assert run.stderr == f"leopard golden: error: trace {missing}: no such file\n"
     assert not out.exists()
+
+
+def test_golden_runs_a_trace_on_another_microarchitecture(trace_path, tmp_path):
+    """Lanes and zero-plane skipping change the cycles and planes, not the decisions or the scores."""
+    trace = trace_file.load(trace_path)
+    other = trace.config.replace(lanes=trace.config.lanes + 1, skip_zero_planes=True)
+    config = tmp_path / "other.json"
+    config.write_text(other.to_json())
+    reports = {}
+    for name, extra in (("own", []), ("other", ["--config", str(config)])):
+        assert main(["golden", "--trace", str(trace_path), "--out", str(tmp_path / f"{name}.json"), *extra]) == 0
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["other"]["pruned_fraction"] == reports["own"]["pruned_fraction"]
+    assert reports["other"]["mean_planes"] < reports["own"]["mean_planes"]
+    early = golden.run(other, trace.problems())
+    assert reports["other"]["mean_planes"] == round(float(early.planes[early.visible].mean()), 6)
