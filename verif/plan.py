@@ -38,8 +38,8 @@ async def execute(plan: dict[str, Any], sim: SimAccess) -> dict[str, Any]:
     first = True
     for run in plan["runs"]:
         trace = trace_file.load(run["trace"])
-        if trace.config != cfg:
-            raise ValueError(f"trace {run['trace']} was made for another config than the simulated one")
+        if not trace.config.computes_like(cfg):
+            raise ValueError(f"trace {run['trace']} holds problems of another config than the simulated one")
         problems = trace.problems()
         indices = run["problems"] if run["problems"] is not None else range(problems.count)
         stall_free = run["idle"] == 0 and run["backpressure"] == 0
