@@ -48,7 +48,7 @@ from tqdm import tqdm
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic, write_json
-from leopard.model import bert, export, quantize
+from leopard.model import bert, export, levers, quantize
 from leopard.model.data import Dataset, DataSpec, Tokenizer, load_dataset, pad
 from leopard.model.evaluate import evaluate, float_accuracy
 from leopard.model.pruned_attention import (
@@ -90,10 +90,10 @@ class TrainSettings:
     """False: the dense control, trained on the same schedule without thresholds (nothing pruned)."""
     threads: int = 1
     """torch threads; back-propagation sums in another order with another count, so it is recorded."""
-    clip_percentile: float = 100.0
+    clip_percentile: float = levers.DEFAULT_CLIP_PERCENTILE
     """Outlier-aware quantization: ``k`` saturates at this percentile (100: its largest value)."""
-    key_block: int = 0
-    """Finer key scaling: key channels per scale block (0: one key scale per head)."""
+    key_block: int = levers.DEFAULT_KEY_BLOCK
+    """Finer key scaling: key channels per scale block (1: per channel; 0: one key scale per head)."""
     clip_q_percentile: float = 100.0
     """Outlier-aware quantization of ``q`` (100: its largest value)."""
     plane_cost: float = 0.0
@@ -142,7 +142,9 @@ RESUME_FREE_FIELDS = ("checkpoint_every", "threads")
 EXPORT_FIELDS = ("clip_percentile", "key_block", "clip_q_percentile")
 """Settings that only change the export when there is no plane cost: a finished run re-exports under
 other values without training again."""
-DEFAULT_SETTINGS = TrainSettings()
+BEFORE_LEVERS = {"clip_percentile": 100.0, "key_block": 0, "clip_q_percentile": 100.0, "plane_cost": 0.0,
+                 "plane_proxy": "log", "center_keys": False}
+"""What a checkpoint or an export made before the levers existed was made with: every lever off."""
 
 
 @dataclass(frozen=True)
@@ -360,7 +362,7 @@ class Trainer:
         if step <= self.schedule.finetune:
             names = list(FINETUNE_FIELDS)
         for name in names:
-            was = saved["settings"].get(name, getattr(DEFAULT_SETTINGS, name))
+            was = {**BEFORE_LEVERS, **saved["settings"]}.get(name)
             if was != own["settings"][name]:
                 raise LeopardError(
                     f"checkpoint {path} was made with {name} {was}, not "
@@ -526,9 +528,10 @@ def keep_all_thresholds(cfg: EngineConfig, quant: quantize.Quantization) -> np.n
 
 
 def settings_of(made: export.Export) -> TrainSettings:
-    """The training settings an export records (fields it predates take their defaults)."""
+    """The training settings an export records (levers it predates: off)."""
     names = {f.name for f in fields(TrainSettings)}
-    return TrainSettings(**{key: value for key, value in made.training.items() if key in names})
+    return TrainSettings(**{key: value for key, value in {**BEFORE_LEVERS, **made.training}.items()
+                            if key in names})
 
 
 def requantize(made: export.Export, dataset: Dataset, quant: quantize.QuantSettings) -> export.Export:

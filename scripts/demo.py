@@ -1,7 +1,8 @@
 """``leopard demo``: the whole flow on built-in defaults, step by step, into one run folder.
 
 The shipped export (MiniLM fine-tuned on Rotten Tomatoes with learned thresholds, λ = 0.4, made by
-``leopard sweep``; see docs/training.md) is evaluated on the held-out movies, a few held-out sentences
+``leopard sweep``; see docs/training.md) is quantized with the default levers (``docs/levers.md``) and
+evaluated on the held-out movies, a few held-out sentences
 become an attention trace, the golden model and the Verilog simulation (Verilator) run on it, and the
 run folder is rendered as a report. Each step's output goes to ``RUN_DIR/logs``; the steps' wall times
 to ``RUN_DIR/timings.json``, the only file that differs between two runs.
@@ -74,11 +75,14 @@ def run_demo(args: argparse.Namespace) -> int:
     if SWEEP.exists():
         shutil.copyfile(SWEEP, run / "sweep.json")
     trace = str(run / "trace.npz")
+    quantized = str(run / "export.npz")
     steps = [
-        ("evaluating the shipped export on the held-out movies",
-         ["evaluate", str(export), "--out", str(run / "evaluation.json")]),
+        ("quantizing the export with the default levers (keys clipped at the 99th percentile, "
+         "per-channel key scales)", ["requantize", str(export), "--out", quantized]),
+        ("evaluating it on the held-out movies",
+         ["evaluate", quantized, "--out", str(run / "evaluation.json")]),
         (f"tracing {args.sentences} held-out sentences through the quantized model",
-         ["trace", str(export), "--sentences", str(args.sentences), "--out", trace]),
+         ["trace", quantized, "--sentences", str(args.sentences), "--out", trace]),
         ("golden and cycle models", ["golden", "--trace", trace, "--out", str(run / "golden.json")]),
         ("generating the Verilog, register map and headers",
          ["generate", "--preset", "minilm", "--out", str(run / "rtl")]),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
-from leopard.model import report
+from leopard.model import levers, report
 from leopard.scripts.common import add_config_options, config_from_args, torch_ready
 
 if TYPE_CHECKING:
@@ -62,14 +62,14 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--clip-percentile", type=float, default=100.0, metavar="P",
+    add("--clip-percentile", type=float, default=levers.DEFAULT_CLIP_PERCENTILE, metavar="P",
         help="keys saturate at this percentile of |k| per head: outlier-aware quantization "
-             "(default: 100, the largest value)")
+             "(default: %(default)g; 100: the largest value)")
     add("--clip-q-percentile", type=float, default=100.0, metavar="P",
         help="queries saturate at this percentile of |q| per head (default: 100, the largest value)")
-    add("--key-block", type=int, default=0, metavar="G",
+    add("--key-block", type=int, default=levers.DEFAULT_KEY_BLOCK, metavar="G",
         help="key channels sharing one scale, folded into the query: finer key scaling "
-             "(1: per channel; default: 0, one scale per head)")
+             "(default: %(default)s, per channel; 0: one scale per head)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

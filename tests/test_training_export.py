@@ -67,7 +67,7 @@ def _rewrite(trained, tmp_path, **changes):
     [
         ({"threshold_int": None}, "field 'threshold_int': missing"),
         ({"version": np.array(3)}, "field 'version': must be 1 or 2"),
-        ({"version": np.array(2)}, "field 'key_channel_scale': missing"),
+        ({"key_channel_scale": None}, "field 'key_channel_scale': missing"),
         ({"version": np.array(2), "key_channel_scale": np.ones((2, 2, 3))},
          "field 'key_channel_scale': must be a floating array (2, 2, 4)"),
         ({"version": np.array(2), "key_channel_scale": np.full((2, 2, 4), 1.5)},

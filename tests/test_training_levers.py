@@ -17,7 +17,16 @@ from leopard.model import bert, export, golden, quantize
 from leopard.model import trace as trace_file
 from leopard.model.data import load_dataset
 from leopard.model.pruned_attention import PlaneCost, PrunedCore, Thresholds, plane_proxy, plane_slack
-from leopard.model.train import CHECKPOINT, EXPORT, Trainer, center_keys, mean_keys, requantize, train
+from leopard.model.train import (
+    CHECKPOINT,
+    EXPORT,
+    Trainer,
+    center_keys,
+    mean_keys,
+    requantize,
+    settings_of,
+    train,
+)
 from leopard.scripts.cli import main
 
 TOP = (1 << (TINY_ENGINE.k_bits - 1)) - 1
@@ -131,27 +140,31 @@ def test_bad_quantization_settings_are_one_line_errors():
 def test_requantizing_with_the_exports_own_settings_reproduces_it(inputs, reference_run):
     made = export.load(reference_run / EXPORT)
     data = load_dataset(made.data)
-    again = requantize(made, data, quantize.QuantSettings())
+    assert made.training["clip_percentile"] == 99.0 and made.training["key_block"] == 1
+    again = requantize(made, data, settings_of(made).quant())
     for name in (*export.TABLES, "key_channel_scale"):
         assert np.array_equal(getattr(made, name), getattr(again, name)), name
-    clipped = requantize(made, data, quantize.QuantSettings(clip_percentile=95.0, key_block=2))
-    assert (clipped.scale_k < made.scale_k).all() and (clipped.scale_v == made.scale_v).all()
-    assert clipped.training["clip_percentile"] == 95.0 and clipped.training["key_block"] == 2
-    assert clipped.training["requantized_from"] == {"clip_percentile": 100.0, "key_block": 0,
-                                                    "clip_q_percentile": 100.0}
-    assert np.array_equal(clipped.threshold, made.threshold)
+    plain = requantize(made, data, quantize.QuantSettings(clip_percentile=100.0, key_block=0))
+    assert (plain.scale_k >= made.scale_k).all()
+    assert (plain.scale_v == made.scale_v).all()
+    assert (plain.key_channel_scale == 1).all() and plain.version() == 1
+    assert plain.training["clip_percentile"] == 100.0 and plain.training["key_block"] == 0
+    assert plain.training["requantized_from"] == {"clip_percentile": 99.0, "key_block": 1,
+                                                  "clip_q_percentile": 100.0}
+    assert np.array_equal(plain.threshold, made.threshold)
 
 
-def test_an_export_with_key_scales_is_version_2_and_round_trips(inputs, reference_run, tmp_path):
+def test_an_export_with_key_scales_is_version_2_and_one_without_is_version_1(inputs, reference_run, tmp_path):
     made = export.load(reference_run / EXPORT)
-    assert made.version() == 1
+    assert made.version() == 2 and (made.key_channel_scale < 1).any()
     with np.load(reference_run / EXPORT) as archive:
+        assert int(archive["version"]) == 2
+        assert np.array_equal(archive["key_channel_scale"], made.key_channel_scale)
+    plain = requantize(made, load_dataset(made.data), quantize.QuantSettings(key_block=0))
+    export.save(plain, tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz") as archive:
         assert int(archive["version"]) == 1 and "key_channel_scale" not in archive.files
-    finer = requantize(made, load_dataset(made.data), quantize.QuantSettings(key_block=1))
-    export.save(finer, tmp_path / "finer.npz")
-    again = export.load(tmp_path / "finer.npz")
-    assert again.version() == 2 and np.array_equal(again.key_channel_scale, finer.key_channel_scale)
-    assert (finer.key_channel_scale < 1).any()
+    assert (export.load(tmp_path / "plain.npz").key_channel_scale == 1).all()
 
 
 def test_requantize_command(reference_run, tmp_path, capsys):
