@@ -28,7 +28,7 @@ def clog2(value: int) -> int:
 
 
 MICROARCHITECTURE = ("lanes", "v_lanes", "result_buffers", "queries_in_flight", "fifo_depth", "bus_width",
-                     "early_termination", "skip_zero_planes", "status_stream")
+                     "skip_zero_planes", "status_stream")
 """Fields that change how the engine computes, not what: a trace made under one config runs unchanged
 on another that differs only in these."""
 

@@ -215,7 +215,8 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Export:
     if version is None:
         raise _fail("version", "missing")
     if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) not in VERSIONS:
-        raise _fail("version", f"must be 1 or {VERSION} (the versions this leopard reads), got {version!r}")
+        known = " or ".join(map(str, VERSIONS))
+        raise _fail("version", f"must be {known} (the versions this leopard reads), got {version!r}")
     try:
         cfg = EngineConfig.from_json(_string(fields, "config"))
     except ConfigError as error:

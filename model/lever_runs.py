@@ -42,6 +42,15 @@ def quant_settings(values: dict[str, Any], where: str) -> QuantSettings | None:
     return QuantSettings(**values) if values else None
 
 
+def _saved(record: Path) -> dict[str, Any]:
+    """The work folder's record, or nothing when it is missing or unreadable (it is recomputed)."""
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return saved if isinstance(saved, dict) and {"training", "evaluation"} <= saved.keys() else {}
+
+
 def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed: int,
             work: Path) -> Prepared:
     """The variant ``export_path`` under ``quant``, computed or reused from ``work``."""
@@ -50,10 +59,11 @@ def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed
         "quantization": None if quant is None else asdict(quant), "sentences": sentences, "seed": seed,
     }, sort_keys=True).encode()).hexdigest()
     record, trace_path = work / "variant.json", work / "trace.npz"
-    made = export.load(export_path)
-    if record.exists() and trace_path.exists() and json.loads(record.read_text()).get("key") == key:
-        saved = json.loads(record.read_text())
+    saved = _saved(record)
+    if saved.get("key") == key and trace_path.exists():
         return Prepared(saved["training"], saved["evaluation"], trace_file.load(trace_path))
+    record.unlink(missing_ok=True)
+    made = export.load(export_path)
     dataset = data.load_dataset(made.data)
     if dataset.sha256 != made.data_sha256:
         raise LeopardError(f"data {made.data.data} differs from the file {export_path} was trained on")

@@ -14,10 +14,12 @@ Phases, by global step (batch ``batch_size``, AdamW, gradient norm clipped at 1)
 
 **Cost-aware training** (``plane_cost`` W > 0): phases 2 and 3 add ``W·mean(planes)/k_bits``, a
 differentiable proxy of the bit planes the engine's bound needs per visible pair
-(``pruned_attention.plane_proxy``), with the key steps of the export's quantization calibrated at the
-start of phase 2. **Quantization** (``clip_percentile``, ``clip_q_percentile``, ``key_block``): how the
-export turns ``q`` and
-``k`` into integers (``model/quantize.py``); without a plane cost it does not change the training.
+(``pruned_attention.plane_proxy``), with the key steps of the export's quantization, recalibrated on the
+current weights every ``RECALIBRATE_EVERY`` steps. **Key centering** (``center_keys``): each head's mean
+key leaves the key bias just before ``θ`` is initialized. **Quantization** (``clip_percentile``,
+``clip_q_percentile``, ``key_block``; by default keys clipped at their 99th percentile with per-channel
+scales): how the export turns ``q`` and ``k`` into integers (``model/quantize.py``); without a plane cost
+it does not change the training.
 
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
 rates: the accuracy the same training reaches without pruning. Its export holds thresholds one below
@@ -106,7 +108,8 @@ class TrainSettings:
 
     def quant(self) -> quantize.QuantSettings:
         """The export's quantization settings."""
-        return quantize.QuantSettings(self.clip_percentile, self.key_block, self.clip_q_percentile)
+        return quantize.QuantSettings(clip_percentile=self.clip_percentile, key_block=self.key_block,
+                                      clip_q_percentile=self.clip_q_percentile)
 
     def check(self) -> None:
         """One-line errors for settings that cannot train."""

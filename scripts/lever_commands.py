@@ -17,6 +17,7 @@ from leopard.model import levers
 from leopard.scripts.common import progress, torch_ready
 
 MANIFEST_SCHEMA = "leopard-levers/1"
+SYNTH_SCHEMA = "leopard-synth/1"
 VARIANT_KEYS = ("name", "export")
 DEFAULT_SENTENCES = 32
 
@@ -48,23 +49,67 @@ def _json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _manifest(path: Path) -> dict[str, Any]:
+    """The manifest, every field checked (one-line errors naming the field) before any work."""
     manifest = _json(path, "manifest")
     if manifest.get("schema") != MANIFEST_SCHEMA:
         raise LeopardError(
             f"manifest {path}: schema must be {MANIFEST_SCHEMA!r}, got {manifest.get('schema')!r}"
         )
+    for field, default, least in (("sentences", DEFAULT_SENTENCES, 1), ("seed", 0, 0)):
+        value = manifest.get(field, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise LeopardError(f"manifest {path}: {field!r} must be a whole number of at least {least}, "
+                               f"got {value!r}")
     variants = manifest.get("variants")
     if not isinstance(variants, list) or not variants:
         raise LeopardError(f"manifest {path}: 'variants' must be a non-empty list")
+    folders: dict[str, str] = {}
     for index, variant in enumerate(variants):
-        missing = [key for key in VARIANT_KEYS if not isinstance(variant, dict) or key not in variant]
-        if missing:
-            raise LeopardError(f"manifest {path}: variant {index} has no {missing[0]!r}")
-    unknown = sorted(set(manifest.get("synthesis", {})) - set(levers.HARDWARE))
+        if not isinstance(variant, dict):
+            raise LeopardError(f"manifest {path}: variant {index} must be an object")
+        for key in VARIANT_KEYS:
+            if not isinstance(variant.get(key), str) or not variant[key]:
+                raise LeopardError(f"manifest {path}: variant {index} has no {key!r} (a non-empty string)")
+        folder = _slug(variant["name"])
+        if not folder or folder in folders:
+            clash = f" of {folders[folder]!r}" if folder in folders else ""
+            raise LeopardError(f"manifest {path}: variant name {variant['name']!r} gives the work folder "
+                               f"{folder!r}{clash}; rename it")
+        folders[folder] = variant["name"]
+        quantization = variant.get("quantization", {})
+        if not isinstance(quantization, dict) or not all(
+            isinstance(value, int | float) and not isinstance(value, bool) for value in quantization.values()
+        ):
+            raise LeopardError(f"manifest {path}: variant {variant['name']!r}: 'quantization' must map "
+                               "settings to numbers")
+    synthesis = manifest.get("synthesis", {})
+    if not isinstance(synthesis, dict) or not all(isinstance(v, str) for v in synthesis.values()):
+        raise LeopardError(f"manifest {path}: 'synthesis' must map hardware settings to report paths")
+    unknown = sorted(set(synthesis) - set(levers.HARDWARE))
     if unknown:
         raise LeopardError(f"manifest {path}: synthesis names unknown hardware setting {unknown[0]!r}; "
                            f"use one of {', '.join(levers.HARDWARE)}")
     return manifest
+
+
+def _synthesis_reports(manifest: dict[str, Any], base: Path) -> dict[str, dict[str, Any]]:
+    """The ``leopard synth`` reports of the manifest, refused unless each is one, all for one device,
+    and each made with its hardware setting."""
+    reports = {}
+    for hardware, name in manifest.get("synthesis", {}).items():
+        report = _json(base / name, "synthesis report")
+        if report.get("schema") != SYNTH_SCHEMA or not isinstance(report.get("results"), list):
+            raise LeopardError(f"synthesis report {base / name} is not a `leopard synth` report "
+                               f"({SYNTH_SCHEMA})")
+        for setting, value in levers.HARDWARE[hardware].items():
+            if report.get("config", {}).get(setting) != value:
+                raise LeopardError(f"synthesis report {base / name} was made with {setting} "
+                                   f"{report.get('config', {}).get(setting)!r}, not {value!r} ({hardware})")
+        reports[hardware] = report
+    devices = {report["target"]["device"] for report in reports.values()}
+    if len(devices) > 1:
+        raise LeopardError(f"the synthesis reports are for different devices ({', '.join(sorted(devices))})")
+    return reports
 
 
 def _slug(name: str) -> str:
@@ -75,11 +120,10 @@ def run_bench_levers(args: argparse.Namespace) -> None:
     path = Path(args.manifest)
     manifest = _manifest(path)
     torch_ready(args.threads)
-    from leopard.model import lever_runs
+    from leopard.model import export, lever_runs
 
     base = path.parent
-    reports = {hardware: _json(base / report, "synthesis report")
-               for hardware, report in manifest.get("synthesis", {}).items()}
+    reports = _synthesis_reports(manifest, base)
     sentences, seed = manifest.get("sentences", DEFAULT_SENTENCES), manifest.get("seed", 0)
     variants = manifest["variants"]
     settings = []
@@ -88,7 +132,13 @@ def run_bench_levers(args: argparse.Namespace) -> None:
         if not (base / variant["export"]).exists():
             raise LeopardError(f"{where}: export {base / variant['export']}: no such file "
                                "(train it first, see docs/levers.md)")
-        settings.append((where, lever_runs.quant_settings(variant.get("quantization", {}), where)))
+        quant = lever_runs.quant_settings(variant.get("quantization", {}), where)
+        if quant is not None:
+            try:
+                quant.check(export.load(base / variant["export"]).bert.head_dim)
+            except LeopardError as error:
+                raise LeopardError(f"{where}: {error}") from None
+        settings.append((where, quant))
     rows, reference = [], None
     for index, (variant, (where, quant)) in enumerate(zip(variants, settings, strict=True), 1):
         progress(f"[{index}/{len(variants)}] {variant['name']}: requantize, trace {sentences} sentences, "

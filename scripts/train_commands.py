@@ -216,7 +216,8 @@ def run_requantize(args: argparse.Namespace) -> None:
     from leopard.model.train import requantize
 
     made = export.load(args.export)
-    quant = QuantSettings(args.clip_percentile, args.key_block, args.clip_q_percentile)
+    quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
+                          clip_q_percentile=args.clip_q_percentile)
     quant.check(made.bert.head_dim)
     again = requantize(made, _dataset(args, made), quant)
     export.save(again, args.out)

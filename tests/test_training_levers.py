@@ -313,9 +313,20 @@ def test_bench_levers_runs_each_variant_under_each_hardware_setting(reference_ru
     ([{"name": "x", "export": "missing.npz"}], {}, "missing.npz: no such file"),
     ([{"name": "x", "export": "E", "quantization": {"clip": 99}}], {}, "unknown quantization setting 'clip'"),
     ([{"name": "x", "export": "E"}], {"synthesis": {"fast": "s.json"}}, "unknown hardware setting 'fast'"),
+    ([{"name": "x", "export": "E"}], {"synthesis": {"paper bound": "E"}}, "not a JSON file"),
+    ([{"name": "a b", "export": "E"}, {"name": "a-b", "export": "E"}], {}, "gives the work folder 'a-b' of 'a b'"),
+    ([{"name": 3, "export": "E"}], {}, "variant 0 has no 'name' (a non-empty string)"),
+    ([{"name": "x", "export": "E", "quantization": {"key_block": "1"}}], {}, "must map settings to numbers"),
+    ([{"name": "x", "export": "E", "quantization": {"key_block": 3}}], {}, "--key-block must be 0 or a divisor"),
+    ([{"name": "x", "export": "E"}], {"sentences": 0}, "'sentences' must be a whole number of at least 1"),
 ])
 def test_bench_levers_refuses_bad_manifests(reference_run, tmp_path, capsys, variants, extra, message):
-    variants = [{**v, "export": str(reference_run / EXPORT)} if v.get("export") == "E" else v for v in variants]
+    def real(path):
+        return str(reference_run / EXPORT) if path == "E" else path
+
+    variants = [{**v, "export": real(v["export"])} if "export" in v else v for v in variants]
+    if "synthesis" in extra:
+        extra = {**extra, "synthesis": {key: real(value) for key, value in extra["synthesis"].items()}}
     manifest = _manifest(tmp_path, reference_run, variants, **extra)
     assert main(["bench-levers", str(manifest), "--out", str(tmp_path / "out"),
                  "--work", str(tmp_path / "work")]) == 2
@@ -344,3 +355,15 @@ def test_a_centered_run_learns_its_thresholds_on_centered_keys(inputs, reference
     key_bias = "bert.encoder.layer.0.attention.self.key.bias"
     assert not np.array_equal(centered.weights[key_bias], plain.weights[key_bias])
     assert not np.array_equal(centered.threshold, plain.threshold)
+
+
+def test_bench_levers_refuses_a_synthesis_report_of_another_hardware_setting(reference_run, tmp_path, capsys):
+    report = tmp_path / "synth.json"
+    report.write_text(json.dumps({"schema": "leopard-synth/1", "results": [],
+                                  "config": {"skip_zero_planes": True}, "target": {"device": "ECP5"}}))
+    manifest = _manifest(tmp_path, reference_run, [{"name": "x", "export": str(reference_run / EXPORT)}],
+                         synthesis={"paper bound": str(report)})
+    assert main(["bench-levers", str(manifest), "--out", str(tmp_path / "out"),
+                 "--work", str(tmp_path / "work")]) == 2
+    assert "was made with skip_zero_planes True, not False (paper bound)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
