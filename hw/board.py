@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .config import EngineConfig
@@ -110,10 +111,12 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         pll = self._pll
-        clk_in = platform.request(platform.default_clk, 0)
-        reset = platform.request(platform.default_rst, 0)
-        uart = platform.request("uart", 0)
-        led = platform.request("rgb_led", 0)
+        clk_in = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
+        reset = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
+        uart = platform.request("uart", 0, dir="-")
+        rx, tx = io.Buffer("i", uart.rx), io.Buffer("o", uart.tx)
+        led = io.Buffer("o", platform.request("rgb_led", 0, dir="-").g)
+        m.submodules += [clk_in, reset, rx, tx, led]
         clk = Signal()
         locked = Signal()
         m.domains.sync = ClockDomain("sync")
@@ -135,7 +138,7 @@ class BoardTop(Elaboratable):
         m.submodules.bridged = bridged = BridgedCore(self._core, divisor=self._divisor)
         running = Signal()
         m.d.sync += running.eq(1)
-        m.d.comb += [bridged.rx.eq(uart.rx.i), uart.tx.o.eq(bridged.tx), led.g.o.eq(running)]
+        m.d.comb += [bridged.rx.eq(rx.i), tx.o.eq(bridged.tx), led.o.eq(running)]
         return m
 
 
