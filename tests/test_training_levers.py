@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from training_fixtures import TINY_BERT, TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
+from training_fixtures import TINY_BERT, TINY_ENGINE, TINY_SETTINGS
 
 from leopard.hw.errors import LeopardError
 from leopard.model import bert, export, golden, quantize
@@ -30,20 +30,6 @@ from leopard.model.train import (
 from leopard.scripts.cli import main
 
 TOP = (1 << (TINY_ENGINE.k_bits - 1)) - 1
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inputs")
-    return tiny_checkpoint(folder / "bert"), tiny_spec(tiny_csv(folder / "reviews.csv"))
-
-
-@pytest.fixture(scope="module")
-def reference_run(inputs, tmp_path_factory):
-    model_dir, spec = inputs
-    run_dir = tmp_path_factory.mktemp("reference")
-    train(run_dir, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
-    return run_dir
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +123,7 @@ def test_bad_quantization_settings_are_one_line_errors():
             replace(TINY_SETTINGS, **bad).check()
 
 
-def test_requantizing_with_the_exports_own_settings_reproduces_it(inputs, reference_run):
+def test_requantizing_with_the_exports_own_settings_reproduces_it(training_inputs, reference_run):
     made = export.load(reference_run / EXPORT)
     data = load_dataset(made.data)
     assert made.training["clip_percentile"] == 99.0 and made.training["key_block"] == 1
@@ -154,7 +140,7 @@ def test_requantizing_with_the_exports_own_settings_reproduces_it(inputs, refere
     assert np.array_equal(plain.threshold, made.threshold)
 
 
-def test_an_export_with_key_scales_is_version_2_and_one_without_is_version_1(inputs, reference_run, tmp_path):
+def test_an_export_with_key_scales_is_version_2_and_one_without_is_version_1(training_inputs, reference_run, tmp_path):
     made = export.load(reference_run / EXPORT)
     assert made.version() == 2 and (made.key_channel_scale < 1).any()
     with np.load(reference_run / EXPORT) as archive:
@@ -177,8 +163,8 @@ def test_requantize_command(reference_run, tmp_path, capsys):
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_a_finished_run_reexports_under_other_quantization_without_training(inputs, reference_run, tmp_path):
-    model_dir, spec = inputs
+def test_a_finished_run_reexports_under_other_quantization_without_training(training_inputs, reference_run, tmp_path):
+    model_dir, spec = training_inputs
     (tmp_path / CHECKPOINT).write_bytes((reference_run / CHECKPOINT).read_bytes())
     settings = replace(TINY_SETTINGS, clip_percentile=95.0)
     summary = train(tmp_path, settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
@@ -255,8 +241,8 @@ def test_the_plane_cost_reaches_q_and_k_but_not_the_thresholds():
         model.zero_grad()
 
 
-def test_cost_aware_training_runs_reproducibly_and_resumes(inputs, tmp_path):
-    model_dir, spec = inputs
+def test_cost_aware_training_runs_reproducibly_and_resumes(training_inputs, tmp_path):
+    model_dir, spec = training_inputs
     settings = replace(TINY_SETTINGS, plane_cost=2.0, clip_percentile=99.0, key_block=2)
     train(tmp_path / "a", settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     interrupted = Trainer(tmp_path / "b", settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
@@ -346,8 +332,8 @@ def test_centering_the_keys_zeroes_their_mean_and_leaves_the_dense_model_unchang
     assert torch.allclose(model(ids, valid), before, atol=1e-5)
 
 
-def test_a_centered_run_learns_its_thresholds_on_centered_keys(inputs, reference_run, tmp_path):
-    model_dir, spec = inputs
+def test_a_centered_run_learns_its_thresholds_on_centered_keys(training_inputs, reference_run, tmp_path):
+    model_dir, spec = training_inputs
     train(tmp_path, replace(TINY_SETTINGS, center_keys=True), spec, TINY_ENGINE, model_dir=model_dir,
           progress=False)
     centered, plain = export.load(tmp_path / EXPORT), export.load(reference_run / EXPORT)

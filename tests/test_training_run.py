@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
+from training_fixtures import TINY_ENGINE, TINY_SETTINGS
 
 from leopard.hw.errors import LeopardError
 from leopard.model import export, plots, sweep
@@ -18,29 +18,15 @@ from leopard.scripts.cli import main
 OUTPUTS = (EXPORT, "evaluation.json", "train_log.json")
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inputs")
-    return tiny_checkpoint(folder / "bert"), tiny_spec(tiny_csv(folder / "reviews.csv"))
-
-
-@pytest.fixture(scope="module")
-def reference_run(inputs, tmp_path_factory):
-    model_dir, spec = inputs
-    run_dir = tmp_path_factory.mktemp("reference")
-    train(run_dir, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
-    return run_dir
-
-
-def test_the_same_run_twice_gives_identical_files(inputs, reference_run, tmp_path):
-    model_dir, spec = inputs
+def test_the_same_run_twice_gives_identical_files(training_inputs, reference_run, tmp_path):
+    model_dir, spec = training_inputs
     train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     for name in OUTPUTS:
         assert (tmp_path / name).read_bytes() == (reference_run / name).read_bytes(), name
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(inputs, reference_run, tmp_path):
-    model_dir, spec = inputs
+def test_an_interrupted_run_resumes_to_the_same_result(training_inputs, reference_run, tmp_path):
+    model_dir, spec = training_inputs
     interrupted = Trainer(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     schedule = interrupted.schedule
     for _ in range(schedule.finetune + 3):
@@ -73,15 +59,15 @@ def test_temperature_falls_geometrically():
     assert max(ratios) == pytest.approx(min(ratios))
 
 
-def test_a_finished_run_refuses_other_settings(inputs, reference_run):
-    model_dir, spec = inputs
+def test_a_finished_run_refuses_other_settings(training_inputs, reference_run):
+    model_dir, spec = training_inputs
     with pytest.raises(LeopardError, match=r"was made with lam 0\.2, not 0\.3"):
         train(reference_run, replace(TINY_SETTINGS, lam=0.3), spec, TINY_ENGINE, model_dir=model_dir,
               progress=False)
 
 
-def test_a_finetuned_checkpoint_serves_any_lambda_but_not_another_finetune(inputs, reference_run, tmp_path):
-    model_dir, spec = inputs
+def test_a_finetuned_checkpoint_serves_any_lambda_but_not_another_finetune(training_inputs, reference_run, tmp_path):
+    model_dir, spec = training_inputs
     (tmp_path / CHECKPOINT).write_bytes((reference_run / FINETUNED).read_bytes())
     with pytest.raises(LeopardError, match="was made with lr"):
         Trainer(tmp_path, replace(TINY_SETTINGS, lr=1e-4), spec, TINY_ENGINE, model_dir=model_dir).resume()
@@ -90,8 +76,8 @@ def test_a_finetuned_checkpoint_serves_any_lambda_but_not_another_finetune(input
     assert trainer.state.step == trainer.schedule.finetune
 
 
-def test_sweep_writes_the_table_and_plots(inputs, tmp_path):
-    model_dir, spec = inputs
+def test_sweep_writes_the_table_and_plots(training_inputs, tmp_path):
+    model_dir, spec = training_inputs
     settings = replace(TINY_SETTINGS, epochs=0.5)
     summary = sweep.run(tmp_path, [0.1, 0.5], settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     assert [row["lambda"] for row in summary["rows"]] == [0.1, 0.5]
@@ -109,8 +95,8 @@ def test_sweep_writes_the_table_and_plots(inputs, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_train_command_on_a_users_csv(inputs, tmp_path, capsys):
-    model_dir, spec = inputs
+def test_train_command_on_a_users_csv(training_inputs, tmp_path, capsys):
+    model_dir, spec = training_inputs
     args = ["train", "--model", str(model_dir), "--data", spec.data, "--text-column", "review",
             "--label-column", "sentiment", "--group-column", "film", "--max-tokens", "12", "--epochs", "1", "--soft-steps", "2",
             "--hard-steps", "1", "--no-progress", "--config", str(_tiny_config(tmp_path)),
@@ -121,8 +107,8 @@ def test_train_command_on_a_users_csv(inputs, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "run" / EXPORT)]) == 0
 
 
-def test_train_command_names_a_missing_column(inputs, tmp_path, capsys):
-    _, spec = inputs
+def test_train_command_names_a_missing_column(training_inputs, tmp_path, capsys):
+    _, spec = training_inputs
     args = ["train", "--data", spec.data, "--out", str(tmp_path / "run")]
     assert main(args) == 2
     assert "has no column 'text'" in capsys.readouterr().err
@@ -135,8 +121,8 @@ def _tiny_config(tmp_path):
     return path
 
 
-def test_without_a_soft_phase_the_thresholds_start_at_the_percentile(inputs, tmp_path):
-    model_dir, spec = inputs
+def test_without_a_soft_phase_the_thresholds_start_at_the_percentile(training_inputs, tmp_path):
+    model_dir, spec = training_inputs
     settings = replace(TINY_SETTINGS, soft_steps=0, hard_steps=2)
     train(tmp_path, settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     made = export.load(tmp_path / EXPORT)
@@ -145,8 +131,8 @@ def test_without_a_soft_phase_the_thresholds_start_at_the_percentile(inputs, tmp
     assert 0.2 < summary["evaluation"]["pruned_fraction"] < 0.4
 
 
-def test_a_finished_run_is_not_trained_again(inputs, reference_run):
-    model_dir, spec = inputs
+def test_a_finished_run_is_not_trained_again(training_inputs, reference_run):
+    model_dir, spec = training_inputs
     stamp = (reference_run / EXPORT).stat().st_mtime_ns
     summary = train(reference_run, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     assert summary == json.loads((reference_run / "evaluation.json").read_text())
@@ -161,8 +147,8 @@ def test_a_missing_package_is_a_one_line_error(monkeypatch, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content", [b"junk\n", b"PK\x03\x04 truncated"])
-def test_an_unreadable_checkpoint_is_a_one_line_error(inputs, tmp_path, content):
-    model_dir, spec = inputs
+def test_an_unreadable_checkpoint_is_a_one_line_error(training_inputs, tmp_path, content):
+    model_dir, spec = training_inputs
     (tmp_path / CHECKPOINT).write_bytes(content)
     with pytest.raises(LeopardError, match=r"is unreadable .*; delete it to restart"):
         train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
@@ -176,8 +162,8 @@ def test_an_unreadable_checkpoint_is_a_one_line_error(inputs, tmp_path, content)
         ({"max_seq_len": 8}, "max_seq_len 8 is below the 12 tokens"),
     ],
 )
-def test_an_engine_config_the_model_cannot_use_is_refused_before_training(inputs, tmp_path, change, message):
-    model_dir, spec = inputs
+def test_an_engine_config_the_model_cannot_use_is_refused_before_training(training_inputs, tmp_path, change, message):
+    model_dir, spec = training_inputs
     with pytest.raises(LeopardError, match=message):
         train(tmp_path, TINY_SETTINGS, spec, TINY_ENGINE.replace(**change), model_dir=model_dir, progress=False)
     assert not (tmp_path / CHECKPOINT).exists()
