@@ -81,15 +81,25 @@ class BitSerialLane(wiring.Component):
             m.d.comb += left.eq(Mux(found, B - index, 0))
             return left
 
-        has_next, following = above(mask, plane_now, "following")
-        zeros = Signal(range(B))
-        m.d.comb += zeros.eq(Mux(has_next, following - plane_now - 1, B - 1 - plane_now))
-        has_after, after = above(mask, following, "after")
-        left_after = remaining(has_after, after, "left_after")
+        skipping = cfg.skip_zero_planes and cfg.early_termination
+        if skipping:
+            has_next, following = above(mask, plane_now, "following")
+            zeros = Signal(range(B))
+            m.d.comb += zeros.eq(Mux(has_next, following - plane_now - 1, B - 1 - plane_now))
+            has_after, after = above(mask, following, "after")
+            left_after = remaining(has_after, after, "left_after")
+            _, first = lowest_set(m, self.start_mask, B, name="first")
+            has_second, second = above(self.start_mask, first, "second")
+            left_first = remaining(has_second, second, "left_first")
+        else:
+            has_next, following = plane_now != B - 1, plane_now + 1
+            first, left_first = Const(0, plane_bits), Const(B - 1, range(B + 1))
+            left_after = remaining(plane_now < B - 2, plane_now + 2, "left_after")
 
         partial = tree_sum([Mux(self.plane[i], q[i], 0) for i in range(cfg.head_dim)])
         acc_next = Signal(signed(cfg.score_bits + 1))
-        m.d.comb += acc_next.eq((Mux(fresh, 0, acc << 1) + Mux(sign, -partial, partial)) << zeros)
+        step = Mux(fresh, 0, acc << 1) + Mux(sign, -partial, partial)
+        m.d.comb += acc_next.eq(step << zeros if skipping else step)
         prune = Signal()
         if cfg.early_termination:
             m.d.comb += prune.eq(~self.dense & (acc_next + pos <= limit_now))
@@ -101,9 +111,6 @@ class BitSerialLane(wiring.Component):
             self.planes.eq(steps),
         ]
 
-        _, first = lowest_set(m, self.start_mask, B, name="first")
-        has_second, second = above(self.start_mask, first, "second")
-        left_first = remaining(has_second, second, "left_first")
         with m.If(self.start):
             m.d.comb += self.addr.eq(Cat(first[:plane_bits], self.start_key))
         with m.Else():
