@@ -83,8 +83,12 @@ def _manifest(path: Path) -> dict[str, Any]:
             raise LeopardError(f"manifest {path}: variant {variant['name']!r}: 'quantization' must map "
                                "settings to numbers")
     synthesis = manifest.get("synthesis", {})
-    if not isinstance(synthesis, dict) or not all(isinstance(v, str) for v in synthesis.values()):
-        raise LeopardError(f"manifest {path}: 'synthesis' must map hardware settings to report paths")
+    if not isinstance(synthesis, dict) or not all(
+        isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(n, str) for n in v))
+        for v in synthesis.values()
+    ):
+        raise LeopardError(f"manifest {path}: 'synthesis' must map hardware settings to report paths "
+                           "(one, or a list)")
     unknown = sorted(set(synthesis) - set(levers.HARDWARE))
     if unknown:
         raise LeopardError(f"manifest {path}: synthesis names unknown hardware setting {unknown[0]!r}; "
@@ -93,22 +97,27 @@ def _manifest(path: Path) -> dict[str, Any]:
 
 
 def _synthesis_reports(manifest: dict[str, Any], base: Path) -> dict[str, dict[str, Any]]:
-    """The ``leopard synth`` reports of the manifest, refused unless each is one, all for one device,
-    and each made with its hardware setting."""
-    reports = {}
-    for hardware, name in manifest.get("synthesis", {}).items():
-        report = _json(base / name, "synthesis report")
-        if report.get("schema") != SYNTH_SCHEMA or not isinstance(report.get("results"), list):
-            raise LeopardError(f"synthesis report {base / name} is not a `leopard synth` report "
-                               f"({SYNTH_SCHEMA})")
-        for setting, value in levers.HARDWARE[hardware].items():
-            if report.get("config", {}).get(setting) != value:
-                raise LeopardError(f"synthesis report {base / name} was made with {setting} "
-                                   f"{report.get('config', {}).get(setting)!r}, not {value!r} ({hardware})")
-        reports[hardware] = report
-    devices = {report["target"]["device"] for report in reports.values()}
+    """Per hardware setting, the points of its ``leopard synth`` reports (one or a list), refused unless
+    each is such a report, all are for one device, and each was made with its hardware setting."""
+    reports, devices = {}, set()
+    for hardware, names in manifest.get("synthesis", {}).items():
+        merged: dict[str, Any] = {"results": []}
+        for name in [names] if isinstance(names, str) else names:
+            report = _json(base / name, "synthesis report")
+            if report.get("schema") != SYNTH_SCHEMA or not isinstance(report.get("results"), list):
+                raise LeopardError(f"synthesis report {base / name} is not a `leopard synth` report "
+                                   f"({SYNTH_SCHEMA})")
+            for setting, value in levers.HARDWARE[hardware].items():
+                made = report.get("config", {}).get(setting)
+                if made != value:
+                    raise LeopardError(f"synthesis report {base / name} was made with {setting} {made!r}, "
+                                       f"not {value!r} ({hardware})")
+            devices.add(report.get("target", {}).get("device"))
+            merged = {**report, "results": merged["results"] + report["results"]}
+        reports[hardware] = merged
     if len(devices) > 1:
-        raise LeopardError(f"the synthesis reports are for different devices ({', '.join(sorted(devices))})")
+        named = ", ".join(sorted(map(str, devices)))
+        raise LeopardError(f"the synthesis reports are for different devices ({named})")
     return reports
 
 
