@@ -17,7 +17,7 @@ from leopard.hw import synth, synth_report
 from leopard.hw.config import EngineConfig, preset
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import json_text, write_atomic, write_json
-from leopard.hw.generate import TOPS, generate
+from leopard.hw.generate import TOPS, generate, verilog_text
 from leopard.scripts.common import add_config_options, config_from_args, progress
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "results" / "fpga" / "baseline.json"
@@ -138,8 +138,10 @@ def run_synth(args: argparse.Namespace) -> None:
     results, timings = [], {}
     for index, (top, cfg) in enumerate(steps, 1):
         name = f"{top}-lanes{cfg.lanes}"
+        _, source = verilog_text(cfg, top)
         key = hashlib.sha256(json_text({
             "config": cfg.to_dict(), "top": top, "target": tgt.name, "seed": args.seed, "tools": tools,
+            "verilog_sha256": hashlib.sha256(source.encode()).hexdigest(),
             "flow": [synth.synth_script(tgt, top), *tgt.nextpnr_args, *tgt.constraints, "--router",
                      tgt.router, *synth.NEXTPNR_OPTIONS, tgt.freq_mhz],
         }).encode()).hexdigest()
