@@ -15,7 +15,7 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.regmap import register_map
 from leopard.model import fixedpoint
 
-from .job import Job, JobResult
+from .job import COUNTERS, Job, JobResult
 
 
 class Backend(Protocol):
@@ -110,4 +110,4 @@ class Driver:
 
     async def counters(self) -> dict[str, int]:
         """``CYCLES``, ``KEPT``, ``PLANES`` and ``QUERIES_DONE`` of the last job."""
-        return {name: await self.backend.read(name) for name in ("CYCLES", "KEPT", "PLANES", "QUERIES_DONE")}
+        return {name: await self.backend.read(name) for name in COUNTERS}

@@ -22,7 +22,7 @@ from leopard.hw.regmap import register_map
 from leopard.hw.uart_bridge import ACK, BEAT, EMPTY, FULL, TAKEN, BridgeMap
 from leopard.verif.packing import decode, encode
 
-from .job import Job, JobResult
+from .job import COUNTERS, Job, JobResult, job_registers
 
 ERROR_BIT = 0b100
 
@@ -138,11 +138,7 @@ class UartBackend:
     async def run(self, job: Job) -> JobResult:
         """Program and start the job, push its queries, pull every packet and status beat, read the
         counters. Cycle counts are the engine's (``CYCLES``): they include waiting for the host."""
-        for name, value in (
-            ("MODE", int(job.dense) | int(job.causal) << 1), ("JOB_KEYS", job.keys),
-            ("JOB_QUERIES", len(job.queries)), ("JOB_FIRST", job.first), ("JOB_SLOT", job.slot),
-            ("CTRL", 1),
-        ):
+        for name, value in [*job_registers(job), ("CTRL", 1)]:
             await self.write(name, value)
         if await self.read("STATUS") & ERROR_BIT:
             raise LeopardError("the engine refused the job (STATUS.error): job registers out of range")
@@ -163,10 +159,8 @@ class UartBackend:
             if idle > self.patience:
                 raise LeopardError(f"the engine sent {len(result.outputs)} of {len(job.queries)} packets "
                                    f"and then nothing for {self.patience} polls")
-        result.cycles = await self.read("CYCLES")
-        result.kept_count = await self.read("KEPT")
-        result.planes_count = await self.read("PLANES")
-        result.queries_done = await self.read("QUERIES_DONE")
+        for register, name in COUNTERS.items():
+            setattr(result, name, await self.read(register))
         return result
 
     @staticmethod
