@@ -54,8 +54,9 @@ def _saved(record: Path) -> dict[str, Any]:
 def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed: int,
             work: Path) -> Prepared:
     """The variant ``export_path`` under ``quant``, computed or reused from ``work``."""
+    digest = hashlib.sha256(export_path.read_bytes()).hexdigest()
     key = hashlib.sha256(json.dumps({
-        "export": hashlib.sha256(export_path.read_bytes()).hexdigest(),
+        "export": digest,
         "quantization": None if quant is None else asdict(quant), "sentences": sentences, "seed": seed,
     }, sort_keys=True).encode()).hexdigest()
     record, trace_path = work / "variant.json", work / "trace.npz"
@@ -70,7 +71,7 @@ def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed
     if quant is not None:
         made = requantize(made, dataset, quant)
     chosen = capture.pick(dataset.test, sentences, seed)
-    source = (f"leopard bench-levers: export sha256 {capture.file_digest(export_path)}, quantization "
+    source = (f"leopard bench-levers: export sha256 {digest[:16]}, quantization "
               f"{made.training.get('clip_percentile', 100.0)}/{made.training.get('clip_q_percentile', 100.0)}"
               f"/{made.training.get('key_block', 0)}, {sentences} test sentences (seed {seed})")
     captured = capture.capture(made, dataset.test, chosen, source)
