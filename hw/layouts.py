@@ -5,7 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-from .config import EngineConfig, clog2
+from leopard.hw.config import EngineConfig, clog2
+from leopard.hw.regmap import Register
 
 
 def query(cfg: EngineConfig) -> data.ArrayLayout:
@@ -96,3 +97,10 @@ def status_beat(cfg: EngineConfig) -> data.StructLayout:
         "keys": data.ArrayLayout(status_entry(cfg), cfg.lanes),
         "done": range(cfg.queries_in_flight + 1),
     })
+
+
+def register_word(register: Register) -> data.FlexibleLayout:
+    """A register's word as a layout of its fields (``regmap``), so RTL takes it apart by field name."""
+    fields = {f.name: data.Field(signed(f.width) if f.signed else unsigned(f.width), f.lsb)
+              for f in register.fields}
+    return data.FlexibleLayout(register.width, fields)

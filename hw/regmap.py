@@ -7,10 +7,11 @@ the clock edge that samples ``w_en``, a read returns ``r_data`` one cycle after 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import SCALE_SHIFT_BITS, EngineConfig, clog2
+from leopard.hw.config import SCALE_SHIFT_BITS, EngineConfig, clog2
 
 MAGIC = 0x4C50
 VERSION = 1
@@ -26,6 +27,20 @@ class Field:
     width: int
     signed: bool = False
     doc: str = ""
+
+    def insert(self, value: int) -> int:
+        """``value`` placed in this field's bits of a register word; refused when it does not fit."""
+        low, high = (-(1 << (self.width - 1)), 1 << (self.width - 1)) if self.signed else (0, 1 << self.width)
+        if not low <= value < high:
+            raise ValueError(f"{value} does not fit the {self.width}-bit field {self.name!r}")
+        return (value & ((1 << self.width) - 1)) << self.lsb
+
+    def extract(self, word: int) -> int:
+        """This field's value in a register word (sign-extended when the field is signed)."""
+        value = (word >> self.lsb) & ((1 << self.width) - 1)
+        if self.signed and value >> (self.width - 1):
+            value -= 1 << self.width
+        return value
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,17 @@ class Register:
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
+
+    def pack(self, **values: int) -> int:
+        """The register word holding the named fields' values (fields not named are 0)."""
+        unknown = sorted(set(values) - {f.name for f in self.fields})
+        if unknown:
+            raise ValueError(f"register {self.name} has no field {unknown[0]!r}")
+        return sum(f.insert(int(values[f.name])) for f in self.fields if f.name in values)
+
+    def unpack(self, word: int) -> dict[str, int]:
+        """Every field's value in the register word ``word``."""
+        return {f.name: f.extract(word) for f in self.fields}
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,7 @@ def _one(name: str, width: int, doc: str, *, signed: bool = False) -> tuple[Fiel
     return (Field(name, 0, width, signed, doc),)
 
 
+@functools.cache
 def register_map(cfg: EngineConfig) -> RegisterMap:
     """The register map of an engine built from ``cfg``."""
     slot_bits = max(1, clog2(cfg.threshold_regs))
@@ -130,14 +157,11 @@ def register_map(cfg: EngineConfig) -> RegisterMap:
     )
     addr_width = clog2(ARRAY_BASE + 2 * cfg.threshold_regs)
     by_name = {register.name: register for register in registers}
-
-    def pack(name: str, values: dict[str, int]) -> int:
-        return sum(int(values[f.name]) << f.lsb for f in by_name[name].fields)
-
     settings = cfg.to_dict()
     constants = {
-        "ID": pack("ID", {"magic": MAGIC, "version": VERSION}),
-        **{name: pack(name, settings) for name in ("PARAMS0", "PARAMS1", "PARAMS2", "PARAMS3")},
+        "ID": by_name["ID"].pack(magic=MAGIC, version=VERSION),
+        **{name: by_name[name].pack(**{f.name: settings[f.name] for f in by_name[name].fields})
+           for name in ("PARAMS0", "PARAMS1", "PARAMS2", "PARAMS3")},
     }
     return RegisterMap(w, addr_width, registers, constants)
 

@@ -1,4 +1,4 @@
-"""Timing facts of the RTL that the cycle model (``model/cycles.py``) is built on."""
+"""Timing facts of the RTL that the cycle model (``model/reference/cycles.py``) is built on."""
 
 DISPATCH_START = 2
 """The first keys are dispatched 2 cycles after the cycle ``start`` is written: the query unit takes

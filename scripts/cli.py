@@ -33,6 +33,7 @@ def build_parser() -> Parser:
     for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
                    run_report, demo):
         module.register(commands)
+    parser.set_defaults(command_line=main)
     return parser
 
 

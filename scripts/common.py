@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import os
 import sys
 
 from leopard.hw.config import MICROARCHITECTURE, EngineConfig, preset
 from leopard.hw.errors import LeopardError
-from leopard.model import trace as trace_file
+from leopard.model.reference import trace as trace_file
 
 
 def add_config_options(parser: argparse.ArgumentParser, *, default: str | None = "minilm") -> None:
@@ -53,21 +51,3 @@ def load_trace(args: argparse.Namespace) -> trace_file.Trace:
 def progress(message: str) -> None:
     """One line of progress on standard error (standard output stays the result)."""
     print(message, file=sys.stderr, flush=True)
-
-
-PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
-
-
-def torch_ready(threads: int | None = None) -> None:
-    """Check the training packages (a one-line error naming a missing one), keep hubs offline, import
-    torch with ``threads`` when given."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for package in PACKAGES:
-        if importlib.util.find_spec(package) is None:
-            raise LeopardError(f"the package {package} is not installed; run `make setup`")
-    import torch
-
-    if threads is not None:
-        if threads < 1:
-            raise LeopardError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)

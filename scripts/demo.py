@@ -14,11 +14,12 @@ import argparse
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
-from leopard.scripts import run_report
+from leopard.model.reference.run_report import summarize
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "training"
 EXPORT = RESULTS / "export-lambda-0.4.npz"
@@ -50,15 +51,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_demo)
 
 
-def _step(number: int, total: int, title: str, argv: list[str], log: Path) -> float:
-    """Run one ``leopard`` command in this process, its standard output into ``log``."""
-    from leopard.scripts.cli import main
-
+def _step(command_line: Callable[[list[str]], int], number: int, total: int, title: str, argv: list[str],
+          log: Path) -> float:
+    """Run one ``leopard`` command through ``command_line`` (in this process), its standard output into
+    ``log``."""
     print(f"[{number}/{total}] {title}", flush=True)
     started = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as stream, contextlib.redirect_stdout(stream):
-        code = main(argv)
+        code = command_line(argv)
     if code != 0:
         raise LeopardError(f"step {number} ({title}) failed with exit code {code}; see {log}")
     return time.perf_counter() - started
@@ -92,9 +93,10 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     timings = {}
     for number, (title, argv) in enumerate(steps, 1):
-        timings[argv[0]] = round(_step(number, len(steps), title, argv, run / "logs" / f"{argv[0]}.log"), 1)
+        log = run / "logs" / f"{argv[0]}.log"
+        timings[argv[0]] = round(_step(args.command_line, number, len(steps), title, argv, log), 1)
     write_json(run / "timings.json", timings)
-    summary = run_report.summarize(run)
+    summary = summarize(run)
     width = max(len(label) for label, _, _ in FINAL_ROWS)
     print()
     for label, key, form in FINAL_ROWS:

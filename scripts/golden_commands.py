@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from leopard.hw.files import write_atomic, write_json
-from leopard.model import cycles, golden, report, synthetic
-from leopard.model import trace as trace_file
+from leopard.model.reference import cycles, golden, report, synthetic
+from leopard.model.reference import trace as trace_file
 from leopard.scripts.common import add_config_options, config_from_args, load_trace
 
 

@@ -5,21 +5,10 @@ the logic each hardware lever costs."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_atomic, write_json
-from leopard.model import levers
-from leopard.scripts.common import progress, torch_ready
-
-MANIFEST_SCHEMA = "leopard-levers/1"
-SYNTH_SCHEMA = "leopard-synth/1"
-VARIANT_KEYS = ("name", "export")
-DEFAULT_SENTENCES = 32
+from leopard.model.training.runtime import torch_ready
+from leopard.scripts.common import progress
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,137 +25,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_bench_levers)
 
 
-def _json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LeopardError(f"{what} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LeopardError(f"{what} {path} is not a JSON file ({error})") from None
-    if not isinstance(value, dict):
-        raise LeopardError(f"{what} {path} is not a JSON object")
-    return value
-
-
-def _manifest(path: Path) -> dict[str, Any]:
-    """The manifest, every field checked (one-line errors naming the field) before any work."""
-    manifest = _json(path, "manifest")
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise LeopardError(
-            f"manifest {path}: schema must be {MANIFEST_SCHEMA!r}, got {manifest.get('schema')!r}"
-        )
-    for field, default, least in (("sentences", DEFAULT_SENTENCES, 1), ("seed", 0, 0)):
-        value = manifest.get(field, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise LeopardError(f"manifest {path}: {field!r} must be a whole number of at least {least}, "
-                               f"got {value!r}")
-    variants = manifest.get("variants")
-    if not isinstance(variants, list) or not variants:
-        raise LeopardError(f"manifest {path}: 'variants' must be a non-empty list")
-    folders: dict[str, str] = {}
-    for index, variant in enumerate(variants):
-        if not isinstance(variant, dict):
-            raise LeopardError(f"manifest {path}: variant {index} must be an object")
-        for key in VARIANT_KEYS:
-            if not isinstance(variant.get(key), str) or not variant[key]:
-                raise LeopardError(f"manifest {path}: variant {index} has no {key!r} (a non-empty string)")
-        folder = _slug(variant["name"])
-        if not folder or folder in folders:
-            clash = f" of {folders[folder]!r}" if folder in folders else ""
-            raise LeopardError(f"manifest {path}: variant name {variant['name']!r} gives the work folder "
-                               f"{folder!r}{clash}; rename it")
-        folders[folder] = variant["name"]
-        quantization = variant.get("quantization", {})
-        if not isinstance(quantization, dict) or not all(
-            isinstance(value, int | float) and not isinstance(value, bool) for value in quantization.values()
-        ):
-            raise LeopardError(f"manifest {path}: variant {variant['name']!r}: 'quantization' must map "
-                               "settings to numbers")
-    synthesis = manifest.get("synthesis", {})
-    if not isinstance(synthesis, dict) or not all(
-        isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(n, str) for n in v))
-        for v in synthesis.values()
-    ):
-        raise LeopardError(f"manifest {path}: 'synthesis' must map hardware settings to report paths "
-                           "(one, or a list)")
-    unknown = sorted(set(synthesis) - set(levers.HARDWARE))
-    if unknown:
-        raise LeopardError(f"manifest {path}: synthesis names unknown hardware setting {unknown[0]!r}; "
-                           f"use one of {', '.join(levers.HARDWARE)}")
-    return manifest
-
-
-def _synthesis_reports(manifest: dict[str, Any], base: Path) -> dict[str, dict[str, Any]]:
-    """Per hardware setting, the points of its ``leopard synth`` reports (one or a list), refused unless
-    each is such a report, all are for one device, and each was made with its hardware setting."""
-    reports, devices = {}, set()
-    for hardware, names in manifest.get("synthesis", {}).items():
-        merged: dict[str, Any] = {"results": []}
-        for name in [names] if isinstance(names, str) else names:
-            report = _json(base / name, "synthesis report")
-            if report.get("schema") != SYNTH_SCHEMA or not isinstance(report.get("results"), list):
-                raise LeopardError(f"synthesis report {base / name} is not a `leopard synth` report "
-                                   f"({SYNTH_SCHEMA})")
-            for setting, value in levers.HARDWARE[hardware].items():
-                made = report.get("config", {}).get(setting)
-                if made != value:
-                    raise LeopardError(f"synthesis report {base / name} was made with {setting} {made!r}, "
-                                       f"not {value!r} ({hardware})")
-            devices.add(report.get("target", {}).get("device"))
-            merged = {**report, "results": merged["results"] + report["results"]}
-        reports[hardware] = merged
-    if len(devices) > 1:
-        named = ", ".join(sorted(map(str, devices)))
-        raise LeopardError(f"the synthesis reports are for different devices ({named})")
-    return reports
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-
-
 def run_bench_levers(args: argparse.Namespace) -> None:
-    path = Path(args.manifest)
-    manifest = _manifest(path)
     torch_ready(args.threads)
-    from leopard.model import export, lever_runs
+    from leopard.model.training import lever_bench
 
-    base = path.parent
-    reports = _synthesis_reports(manifest, base)
-    sentences, seed = manifest.get("sentences", DEFAULT_SENTENCES), manifest.get("seed", 0)
-    variants = manifest["variants"]
-    settings = []
-    for variant in variants:
-        where = f"manifest {path}: variant {variant['name']!r}"
-        if not (base / variant["export"]).exists():
-            raise LeopardError(f"{where}: export {base / variant['export']}: no such file "
-                               "(train it first, see docs/levers.md)")
-        quant = lever_runs.quant_settings(variant.get("quantization", {}), where)
-        if quant is not None:
-            try:
-                quant.check(export.load(base / variant["export"]).bert.head_dim)
-            except LeopardError as error:
-                raise LeopardError(f"{where}: {error}") from None
-        settings.append((where, quant))
-    rows, reference = [], None
-    for index, (variant, (where, quant)) in enumerate(zip(variants, settings, strict=True), 1):
-        progress(f"[{index}/{len(variants)}] {variant['name']}: requantize, trace {sentences} sentences, "
-                 "evaluate (minutes; reused when unchanged)")
-        made = lever_runs.prepare(base / variant["export"], quant, sentences, seed,
-                                  Path(args.work) / _slug(variant["name"]))
-        if reference is not None and not np.array_equal(made.trace.valid_len, reference):
-            raise LeopardError(f"{where}: its export tokenizes the sentences differently from the first")
-        reference = made.trace.valid_len
-        rows += levers.variant_rows(variant["name"], made.training, made.evaluation, made.trace.config,
-                                    made.trace.problems())
-    rows = levers.with_shares(rows)
-    costs = levers.synthesis_costs(reports)
-    text = levers.table(rows)
-    if costs:
-        device = next(iter(reports.values()))["target"]["device"]
-        text += "\n" + levers.cost_table(costs, device)
     out = Path(args.out)
-    write_json(out / "levers.json", {"manifest": manifest, "rows": rows, "synthesis": costs})
-    write_atomic(out / "levers.md", text)
-    print(text, end="")
+    print(lever_bench.bench(Path(args.manifest), out, Path(args.work), progress), end="")
     print(f"wrote {out / 'levers.json'} and {out / 'levers.md'}")

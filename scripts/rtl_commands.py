@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
-from leopard.hw.generate import TOPS, generate, verilog_text
-from leopard.model import report, synthetic
-from leopard.model import trace as trace_file
+from leopard.hw.rtl.generate import TOPS, generate
+from leopard.model.reference import report
 from leopard.scripts.common import add_config_options, config_from_args, load_trace, progress
 from leopard.sw import codegen
-from leopard.verif import simulate
-from leopard.verif.plan import MODES, make_plan
+from leopard.verif import simulate, trace_sim
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -57,84 +51,25 @@ def run_generate(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def simulate_trace(
-    trace_path: str, trace: trace_file.Trace, sim: str, top: str, *, chunk: int,
-    waves_dir: Path | None, stalls: bool,
-) -> dict[str, Any]:
-    """Run every problem of the trace on ``top`` in both modes (stall-free), in launches of ``chunk``
-    problems; return the measured cycles, mismatches, messages and the simulator's throughput."""
-    cfg = trace.config
-    module, source = verilog_text(cfg, top)
-    started = time.perf_counter()
-    progress(f"building the {sim} model of {module} (cached by the Verilog's hash)")
-    compiled = simulate.build(module, source, sim, waves=waves_dir is not None)
-    build_seconds = time.perf_counter() - started
-    chunks = [list(range(i, min(i + chunk, trace.count))) for i in range(0, trace.count, chunk)]
-    if waves_dir is not None:
-        chunks = [list(range(trace.count))]
-    totals: dict[str, Any] = {
-        "problem_cycles": {mode: [] for mode in MODES},
-        "mismatches": 0, "messages": [], "sim_cycles": 0, "sim_seconds": 0.0,
-        "build_seconds": build_seconds,
-    }
-    for index, problems in enumerate(chunks, 1):
-        progress(f"[{index}/{len(chunks)}] {sim} {module}: problems {problems[0]}..{problems[-1]} "
-                  f"of {trace.count}")
-        runs = [{"trace": trace_path, "problems": problems}]
-        if stalls:
-            runs.append({"trace": trace_path, "problems": problems, "idle": 0.3, "backpressure": 0.5,
-                         "batches": 2, "seed": index, "modes": ["early_termination"]})
-        outcome = simulate.run(
-            compiled, simulate.COCOTB_BENCH, make_plan(cfg, runs, top=top), waves_dir=waves_dir
-        )
-        for mode in MODES:
-            totals["problem_cycles"][mode].extend(outcome["runs"][0][mode]["problem_cycles"])
-        totals["mismatches"] += outcome["mismatches"]
-        totals["messages"].extend(outcome["messages"])
-        totals["sim_cycles"] += outcome["sim_cycles"]
-        totals["sim_seconds"] += outcome["seconds"]
-        if "waves" in outcome:
-            totals["waves"] = outcome["waves"]
-    return totals
-
-
 def run_sim(args: argparse.Namespace) -> int:
     trace = load_trace(args)
     simulate.check_simulator(args.sim)
     if args.chunk < 1:
         raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
     out = Path(args.out)
-    waves_dir = out.parent if args.waves else None
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        running = {
-            top: pool.submit(simulate_trace, args.trace, trace, args.sim, top, chunk=args.chunk,
-                             waves_dir=waves_dir, stalls=args.stalls)
-            for top in ("frontend", "engine")
-        }
-        measured = {top: future.result() for top, future in running.items()}
-    mismatches = sum(m["mismatches"] for m in measured.values())
-    figures = report.report(
-        trace.config, trace.problems(), measured["frontend"]["problem_cycles"],
-        measured["engine"]["problem_cycles"], mismatches=mismatches,
+    figures, timings, measured = trace_sim.simulate_trace_file(
+        args.trace, trace, args.sim, chunk=args.chunk, waves_dir=out.parent if args.waves else None,
+        stalls=args.stalls, progress=progress,
     )
     print(report.table(figures))
     write_json(out, figures)
     timing = out.with_suffix(".timing.json")
-    write_json(timing, {
-        top: {
-            "simulator": args.sim,
-            "simulated_cycles": m["sim_cycles"],
-            "simulation_seconds": round(m["sim_seconds"], 3),
-            "cycles_per_second": round(m["sim_cycles"] / max(m["sim_seconds"], 1e-9)),
-            "build_seconds": round(m["build_seconds"], 3),
-        }
-        for top, m in measured.items()
-    })
+    write_json(timing, timings)
     print(f"wrote {out} (timings in {timing})")
     for m in measured.values():
         if "waves" in m:
             print(f"waveforms: {m['waves']}")
-    if mismatches:
+    if figures["mismatches"]:
         for m in measured.values():
             for message in m["messages"][:10]:
                 print(f"mismatch: {message}", file=sys.stderr)
@@ -144,31 +79,10 @@ def run_sim(args: argparse.Namespace) -> int:
 
 def run_bench_sim(args: argparse.Namespace) -> None:
     """The same synthetic trace on Amaranth's simulator, Icarus and Verilator, side by side."""
-    from leopard.verif.amaranth_sim import run_plan
+    from leopard.verif.throughput import simulator_rates
 
     cfg = config_from_args(args)
-    trace = synthetic.random_trace(cfg, seed=0, problems=args.problems, length=args.length,
-                                   prune_fraction=0.8)
-    rows = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        path = str(Path(scratch) / "bench.npz")
-        trace_file.save(trace, path)
-        plan = make_plan(cfg, [{"trace": path}])
-        for sim in ("amaranth", *simulate.SIMULATORS):
-            progress(f"simulating on {sim}")
-            if sim == "amaranth":
-                outcome = run_plan(cfg, plan)
-            else:
-                simulate.check_simulator(sim)
-                module, source = verilog_text(cfg)
-                outcome = simulate.run(simulate.build(module, source, sim), simulate.COCOTB_BENCH, plan)
-            if outcome["mismatches"]:
-                raise LeopardError(f"{sim} disagreed with the golden model: {outcome['messages'][:3]}")
-            rows[sim] = {
-                "simulated_cycles": outcome["sim_cycles"],
-                "seconds": outcome["seconds"],
-                "cycles_per_second": round(outcome["sim_cycles"] / outcome["seconds"]),
-            }
+    rows = simulator_rates(cfg, problems=args.problems, length=args.length, progress=progress)
     width = max(map(len, rows))
     print(f"{'simulator':<{width}}  cycles  seconds  cycles/s")
     for sim, row in rows.items():

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
-from leopard.model import levers, report
-from leopard.scripts.common import add_config_options, config_from_args, torch_ready
+from leopard.model.reference import levers, report
+from leopard.model.training.runtime import torch_ready
+from leopard.scripts.common import add_config_options, config_from_args
 
 if TYPE_CHECKING:
-    from leopard.model.data import Dataset, DataSpec, Examples
-    from leopard.model.export import Export
-    from leopard.model.train import TrainSettings
+    from leopard.model.training.data import Dataset, DataSpec, Examples
+    from leopard.model.training.export import Export
+    from leopard.model.training.train import TrainSettings
 
 DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
 def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
@@ -118,7 +119,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _spec(args: argparse.Namespace) -> DataSpec:
-    from leopard.model import data
+    from leopard.model.training import data
 
     if args.data == data.ROTTEN_TOMATOES:
         spec = data.DataSpec()
@@ -130,7 +131,7 @@ def _spec(args: argparse.Namespace) -> DataSpec:
 
 
 def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
-    from leopard.model.train import TrainSettings
+    from leopard.model.training.train import TrainSettings
 
     return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
                          theta_lr=args.theta_lr, seed=args.seed, threads=args.train_threads,
@@ -147,7 +148,7 @@ def _model_dir(args: argparse.Namespace) -> Path | None:
 
 def run_train(args: argparse.Namespace) -> None:
     torch_ready()
-    from leopard.model.train import train
+    from leopard.model.training.train import train
 
     summary = train(args.out, _settings(args, args.lam), _spec(args), config_from_args(args),
                     model_dir=_model_dir(args), progress=not args.no_progress)
@@ -169,7 +170,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_sweep(args: argparse.Namespace) -> None:
     torch_ready()
-    from leopard.model import sweep
+    from leopard.model.training import sweep
 
     try:
         lambdas = [float(value) for value in args.lambdas.split(",")]
@@ -183,7 +184,7 @@ def run_sweep(args: argparse.Namespace) -> None:
 
 def _load_export(args: argparse.Namespace) -> Export:
     """The export, refused when ``--preset``/``--config`` names another engine config."""
-    from leopard.model import export
+    from leopard.model.training import export
 
     made = export.load(args.export)
     given = config_from_args(args)
@@ -194,7 +195,7 @@ def _load_export(args: argparse.Namespace) -> Export:
 
 def _dataset(args: argparse.Namespace, made: Export) -> Dataset:
     """The export's data (``--data`` if it moved), refused when its contents differ."""
-    from leopard.model import data
+    from leopard.model.training import data
 
     spec = data.with_data(made.data, args.data)
     dataset = data.load_dataset(spec)
@@ -211,9 +212,9 @@ def _test_set(args: argparse.Namespace, made: Export) -> Examples:
 
 def run_requantize(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
-    from leopard.model import export
-    from leopard.model.quantize import QuantSettings
-    from leopard.model.train import requantize
+    from leopard.model.training import export
+    from leopard.model.training.quantize import QuantSettings
+    from leopard.model.training.train import requantize
 
     made = export.load(args.export)
     quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
@@ -227,7 +228,7 @@ def run_requantize(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
-    from leopard.model.evaluate import evaluate
+    from leopard.model.training.evaluate import evaluate
 
     made = _load_export(args)
     figures = evaluate(made, _test_set(args, made))
@@ -249,8 +250,8 @@ def per_head_table(pruned: list[list[float]]) -> str:
 
 def run_trace(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
-    from leopard.model import capture
-    from leopard.model import trace as trace_file
+    from leopard.model.reference import trace as trace_file
+    from leopard.model.training import capture
 
     made = _load_export(args)
     examples = _test_set(args, made)

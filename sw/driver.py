@@ -10,12 +10,11 @@ from typing import Protocol
 
 import numpy as np
 
+from leopard.hw import fixedpoint
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.regmap import register_map
-from leopard.model import fixedpoint
-
-from .job import COUNTERS, Job, JobResult
+from leopard.sw.job import COUNTERS, Job, JobResult
 
 
 class Backend(Protocol):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from leopard.hw.config import EngineConfig
+from leopard.hw.fixedpoint import ScaleRegister
 from leopard.hw.regmap import register_map
-from leopard.model import cycles, golden
-
-from .job import COUNTERS, Job, JobResult, job_registers
+from leopard.model.reference import cycles, golden
+from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
 
 
 class GoldenBackend:
@@ -37,23 +37,20 @@ class GoldenBackend:
     async def load(self, stream: str, rows: np.ndarray) -> None:
         self.rows[stream][: len(rows)] = rows
 
-    def _signed(self, name: str, index: int) -> int:
-        value = self.registers.get((name, index), 0)
-        width = self.regmap[name].width
-        return value - (1 << width) if value >> (width - 1) else value
+    def _threshold(self, slot: int) -> int:
+        return self.regmap["THRESHOLD"].unpack(self.registers.get(("THRESHOLD", slot), 0))["threshold"]
 
     async def run(self, job: Job) -> JobResult:
         """The job's results from the golden model, its cycles and packet times from the cycle model."""
         cfg = self.cfg
-        for name, value in job_registers(job):
+        for name, value in job_registers(self.regmap, job):
             await self.write(name, value)
-        scale = self.registers.get(("SCALE", job.slot), 0)
+        scale = ScaleRegister.from_word(cfg, self.registers.get(("SCALE", job.slot), 0))
         problems = golden.Problems(
             q=np.asarray(job.queries, np.int64)[None], k=self.rows["k"][None, : job.keys],
             v=self.rows["v"][None, : job.keys], valid_len=np.array([job.keys]), causal=job.causal,
-            threshold=np.array([self._signed("THRESHOLD", job.slot)]),
-            scale_mantissa=np.array([scale & ((1 << cfg.scale_mantissa_bits) - 1)]),
-            scale_shift=np.array([scale >> cfg.scale_mantissa_bits]),
+            threshold=np.array([self._threshold(job.slot)]),
+            scale_mantissa=np.array([scale.mantissa]), scale_shift=np.array([scale.shift]),
         )
         positions = job.first + np.arange(len(job.queries))
         visible = np.ones((1, len(job.queries), job.keys), bool)
@@ -62,9 +59,7 @@ class GoldenBackend:
         result = golden.evaluate(cfg, problems, visible, dense=job.dense)
         kept = result.kept[0].sum(axis=-1)
         timing = cycles.job_cycles(
-            [result.planes[0, t][visible[0, t]].tolist() for t in range(len(job.queries))],
-            lanes=cfg.lanes, in_flight=cfg.queries_in_flight, kept_by_query=kept.tolist(),
-            groups=cfg.v_groups, buffers=cfg.result_buffers,
+            cfg, [result.planes[0, t][visible[0, t]].tolist() for t in range(len(job.queries))], kept.tolist()
         )
         out = JobResult(
             cycles=timing.cycles, kept_count=int(kept.sum()),
@@ -82,5 +77,5 @@ class GoldenBackend:
             out.order.append(position)
         for register, name in COUNTERS.items():
             self.registers[register, 0] = getattr(out, name)
-        self.registers["STATUS", 0] = 0b010
+        self.registers["STATUS", 0] = self.regmap["STATUS"].pack(done=1)
         return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from leopard.hw.regmap import RegisterMap
+
 
 @dataclass(frozen=True)
 class Job:
@@ -54,10 +56,10 @@ COUNTERS = {
 """Registers read after a job, and the ``JobResult`` field each fills."""
 
 
-def job_registers(job: Job) -> list[tuple[str, int]]:
+def job_registers(regmap: RegisterMap, job: Job) -> list[tuple[str, int]]:
     """The register writes that describe ``job``, in the order a host makes them before ``CTRL.start``."""
     return [
-        ("MODE", int(job.dense) | int(job.causal) << 1),
+        ("MODE", regmap["MODE"].pack(dense=job.dense, causal=job.causal)),
         ("JOB_KEYS", job.keys),
         ("JOB_QUERIES", len(job.queries)),
         ("JOB_FIRST", job.first),

@@ -18,13 +18,10 @@ import numpy as np
 from leopard.hw import layouts
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
+from leopard.hw.packing import decode, encode
 from leopard.hw.regmap import register_map
-from leopard.hw.uart_bridge import ACK, BEAT, EMPTY, FULL, TAKEN, BridgeMap
-from leopard.verif.packing import decode, encode
-
-from .job import COUNTERS, Job, JobResult, job_registers
-
-ERROR_BIT = 0b100
+from leopard.hw.uart_protocol import ACK, BEAT, EMPTY, FULL, TAKEN, BridgeMap
+from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
 
 
 class Link(Protocol):
@@ -138,9 +135,9 @@ class UartBackend:
     async def run(self, job: Job) -> JobResult:
         """Program and start the job, push its queries, pull every packet and status beat, read the
         counters. Cycle counts are the engine's (``CYCLES``): they include waiting for the host."""
-        for name, value in [*job_registers(job), ("CTRL", 1)]:
+        for name, value in [*job_registers(self.regmap, job), ("CTRL", self.regmap["CTRL"].pack(start=1))]:
             await self.write(name, value)
-        if await self.read("STATUS") & ERROR_BIT:
+        if self.regmap["STATUS"].unpack(await self.read("STATUS"))["error"]:
             raise LeopardError("the engine refused the job (STATUS.error): job registers out of range")
         result = JobResult()
         pending = deque(np.asarray(job.queries).tolist())

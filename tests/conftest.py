@@ -21,7 +21,7 @@ def reference_run(training_inputs, tmp_path_factory):
     """A finished tiny training run (``TINY_SETTINGS``), shared read-only by the training tests."""
     from training_fixtures import TINY_ENGINE, TINY_SETTINGS
 
-    from leopard.model.train import train
+    from leopard.model.training.train import train
 
     model_dir, spec = training_inputs
     run_dir = tmp_path_factory.mktemp("reference")

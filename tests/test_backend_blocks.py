@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from simulation import simulate
 
-from leopard.hw.backend import BackEnd
+from leopard.hw import fixedpoint
 from leopard.hw.config import preset
-from leopard.model import fixedpoint, golden
+from leopard.hw.rtl.backend import BackEnd
+from leopard.model.reference import golden
 
 
 def _cases(cfg, rng):

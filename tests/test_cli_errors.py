@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model import synthetic
-from leopard.model import trace as trace_file
+from leopard.model.reference import synthetic
+from leopard.model.reference import trace as trace_file
 
 
 @pytest.fixture(scope="module")

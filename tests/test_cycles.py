@@ -3,11 +3,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leopard.hw.config import preset
-from leopard.model import cycles, golden, synthetic
+from leopard.model.reference import cycles, golden, synthetic
 
 
 def stepped(planes_by_query, lanes, in_flight):
-    """Cycle-by-cycle simulation of the dispatch policy in model/cycles.py's docstring."""
+    """Cycle-by-cycle simulation of the dispatch policy in model/reference/cycles.py's docstring."""
     finish_at = [None] * lanes
     query, key, slot_ready = 0, 0, cycles.DISPATCH_START
     key_finish = [[None] * len(keys) for keys in planes_by_query]
@@ -41,26 +41,30 @@ def completed_before(completed, index, cycle):
     return index < len(completed) and completed[index] < cycle
 
 
+def front_end(lanes, in_flight):
+    return preset("minilm").replace(lanes=lanes, queries_in_flight=in_flight)
+
+
 query_planes = st.lists(st.lists(st.integers(1, 8), min_size=1, max_size=12), min_size=1, max_size=10)
 
 
 @settings(max_examples=400, deadline=None)
 @given(query_planes, st.integers(1, 9), st.sampled_from([2, 4, 8]))
 def test_heap_model_equals_the_cycle_by_cycle_policy(planes, lanes, in_flight):
-    job = cycles.job_cycles(planes, lanes=lanes, in_flight=in_flight)
+    job = cycles.job_cycles(front_end(lanes, in_flight), planes)
     assert job.query_done == stepped(planes, lanes, in_flight)
     assert job.cycles == job.query_done[-1]
 
 
 @given(query_planes, st.integers(1, 9))
 def test_no_schedule_beats_the_ideal(planes, lanes):
-    job = cycles.job_cycles(planes, lanes=lanes, in_flight=4)
+    job = cycles.job_cycles(front_end(lanes, 4), planes)
     assert job.cycles - cycles.DISPATCH_START >= sum(map(sum, planes)) / lanes
 
 
 def test_dense_cycles_of_one_full_query_are_rounds_of_k_bits():
     # 16 keys of 8 planes on 8 lanes: two rounds of 8 cycles after the dispatch start.
-    job = cycles.job_cycles([[8] * 16], lanes=8, in_flight=4)
+    job = cycles.job_cycles(front_end(8, 4), [[8] * 16])
     assert job.cycles == cycles.DISPATCH_START + 16
 
 

@@ -9,11 +9,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from leopard.hw.config import preset
-from leopard.hw.engine import Engine
 from leopard.hw.errors import LeopardError
-from leopard.hw.generate import generate, verilog_text
 from leopard.hw.regmap import register_map
-from leopard.model import trace as trace_file
+from leopard.hw.rtl.engine import Engine
+from leopard.hw.rtl.generate import generate, verilog_text
+from leopard.model.reference import trace as trace_file
 from leopard.sw import codegen
 from leopard.sw.driver import Driver
 from leopard.sw.golden_backend import GoldenBackend

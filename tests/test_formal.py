@@ -3,7 +3,7 @@
 import pytest
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.formal import prove_lane
+from leopard.verif.formal import prove_lane
 
 PROOF_CONFIG = EngineConfig(
     head_dim=2, q_bits=3, k_bits=3, v_bits=3, lanes=1, max_seq_len=2, threshold_regs=1,

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from leopard.hw import layouts, uart_bridge
+from leopard.hw import layouts, uart_protocol
 from leopard.hw.config import preset
-from leopard.hw.engine import Engine
 from leopard.hw.errors import LeopardError
+from leopard.hw.fpga.uart_bridge import BridgedCore
+from leopard.hw.packing import encode
 from leopard.hw.regmap import params_values, register_map
-from leopard.hw.uart_bridge import BridgedCore, BridgeMap
+from leopard.hw.rtl.engine import Engine
+from leopard.hw.uart_protocol import BridgeMap
 from leopard.sw.driver import Driver
 from leopard.sw.golden_backend import GoldenBackend
 from leopard.sw.uart_backend import SerialLink, UartBackend
-from leopard.verif.packing import encode
 
 DIVISOR = 4
 CFG = preset("tiny")
@@ -123,9 +124,9 @@ def test_refusals_unknown_command_full_push_empty_pull():
         return replies
 
     unknown, empty, taken, full, ident = run_bridged(body)
-    assert unknown == bytes([uart_bridge.UNKNOWN])
-    assert empty == bytes([uart_bridge.EMPTY])
-    assert (taken, full) == (bytes([uart_bridge.TAKEN]), bytes([uart_bridge.FULL]))
+    assert unknown == bytes([uart_protocol.UNKNOWN])
+    assert empty == bytes([uart_protocol.EMPTY])
+    assert (taken, full) == (bytes([uart_protocol.TAKEN]), bytes([uart_protocol.FULL]))
     assert int.from_bytes(ident, "little") == params_values(CFG)["ID"]
 
 
@@ -167,9 +168,9 @@ def test_a_refused_job_is_one_error():
 
 
 def test_uart_divisor_is_checked():
-    uart_bridge.check_divisor(4)
+    uart_protocol.check_divisor(4)
     with pytest.raises(LeopardError, match="at least 4 clock cycles per bit"):
-        uart_bridge.check_divisor(3)
+        uart_protocol.check_divisor(3)
 
 
 def test_serial_link_on_a_pseudo_terminal():

@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from leopard.hw.harness import SerialHarness, port_bits
+from leopard.hw.fpga.harness import SerialHarness, port_bits
 
 
 class Toy(wiring.Component):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from leopard.hw import board, synth, synth_report
 from leopard.hw.config import preset
 from leopard.hw.errors import LeopardError
+from leopard.hw.fpga import board, synth, synth_report
 from leopard.scripts import fpga_commands
 from leopard.scripts.cli import main
 

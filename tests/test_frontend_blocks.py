@@ -9,13 +9,13 @@ from simulation import simulate
 
 from leopard.hw import layouts
 from leopard.hw.config import preset
-from leopard.hw.key_store import KeyStore
-from leopard.hw.lane import BitSerialLane
-from leopard.hw.query_unit import QueryUnit
-from leopard.hw.register_block import RegisterBlock
+from leopard.hw.packing import decode
 from leopard.hw.regmap import params_values, register_map
-from leopard.hw.scheduler import Scheduler
-from leopard.verif.packing import decode
+from leopard.hw.rtl.key_store import KeyStore
+from leopard.hw.rtl.lane import BitSerialLane
+from leopard.hw.rtl.query_unit import QueryUnit
+from leopard.hw.rtl.register_block import RegisterBlock
+from leopard.hw.rtl.scheduler import Scheduler
 
 
 def _planes(key, bits):
@@ -54,18 +54,18 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
         while pending or ctx.get(lane.busy):
             ctx.set(lane.plane, plane)
             start = bool(pending) and ctx.get(lane.free)
-            ctx.set(lane.start, start)
+            ctx.set(lane.start.valid, start)
             if start:
                 j = pending.pop(0)
                 q, _, theta = cases[j]
                 resident[j % cfg.max_seq_len] = j
-                ctx.set(lane.start_key, j % cfg.max_seq_len)
-                ctx.set(lane.start_q, q)
-                ctx.set(lane.start_pos, sum(max(x, 0) for x in q))
-                ctx.set(lane.start_limit, theta + sum(max(x, 0) for x in q) - 1)
+                ctx.set(lane.start.key, j % cfg.max_seq_len)
+                ctx.set(lane.start.q, q)
+                ctx.set(lane.start.pos, sum(max(x, 0) for x in q))
+                ctx.set(lane.start.limit, theta + sum(max(x, 0) for x in q) - 1)
                 processed, extension = reference.processed_planes(cases[j][1], cfg.k_bits)
-                ctx.set(lane.start_mask, sum(1 << t for t in processed) if skip else (1 << cfg.k_bits) - 1)
-                ctx.set(lane.start_sign, processed[0] == extension if skip else 1)
+                ctx.set(lane.start.mask, sum(1 << t for t in processed) if skip else (1 << cfg.k_bits) - 1)
+                ctx.set(lane.start.sign, processed[0] == extension if skip else 1)
             if ctx.get(lane.finishing):
                 results.append((resident[ctx.get(lane.key)], ctx.get(lane.planes), ctx.get(lane.kept),
                                 ctx.get(lane.score)))

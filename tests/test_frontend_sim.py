@@ -4,7 +4,7 @@ count equals the golden model's, and stall-free cycle counts equal the cycle mod
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model import trace as trace_file
+from leopard.model.reference import trace as trace_file
 from leopard.verif.amaranth_sim import run_plan
 from leopard.verif.plan import make_plan
 from leopard.verif.scenarios import regression_trace

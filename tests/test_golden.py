@@ -6,8 +6,9 @@ import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leopard.hw import fixedpoint
 from leopard.hw.config import EngineConfig, preset
-from leopard.model import fixedpoint, golden, synthetic
+from leopard.model.reference import golden, synthetic
 
 
 def _problems(cfg, q, k, v, threshold, scale=0.01, causal=False, valid_len=None):

@@ -1,6 +1,6 @@
 """The lever bench's synthesis-cost table: designs paired across hardware settings."""
 
-from leopard.model.levers import cost_table, synthesis_costs
+from leopard.model.reference.levers import cost_table, synthesis_costs
 
 
 def _report(points):

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from leopard.hw.config import preset
-from leopard.model import synthetic
-from leopard.model import trace as trace_file
+from leopard.model.reference import synthetic
+from leopard.model.reference import trace as trace_file
+from leopard.model.reference.run_report import SUMMARY_KEYS
 from leopard.scripts.cli import main
-from leopard.scripts.run_report import SUMMARY_KEYS
 
 RESULTS = Path(__file__).parent.parent / "results" / "training"
 

@@ -6,8 +6,8 @@ the cycle model."""
 import pytest
 
 from leopard.hw.config import preset
-from leopard.hw.generate import verilog_text
-from leopard.model import trace as trace_file
+from leopard.hw.rtl.generate import verilog_text
+from leopard.model.reference import trace as trace_file
 from leopard.verif import simulate
 from leopard.verif.plan import make_plan
 from leopard.verif.scenarios import regression_trace

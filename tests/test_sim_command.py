@@ -5,8 +5,8 @@ import json
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model import synthetic
-from leopard.model import trace as trace_file
+from leopard.model.reference import synthetic
+from leopard.model.reference import trace as trace_file
 from leopard.scripts.cli import main
 
 

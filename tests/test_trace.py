@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model import golden, synthetic
-from leopard.model import trace as trace_file
+from leopard.model.reference import golden, synthetic
+from leopard.model.reference import trace as trace_file
 from leopard.scripts.cli import main
 
 

@@ -7,7 +7,7 @@ import pytest
 from training_fixtures import tiny_csv, tiny_spec
 
 from leopard.hw.errors import LeopardError
-from leopard.model import bert, data
+from leopard.model.training import bert, data
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
 
-from leopard.model import capture, export, golden
-from leopard.model import trace as trace_file
-from leopard.model.train import EXPORT, train
+from leopard.model.reference import golden
+from leopard.model.reference import trace as trace_file
+from leopard.model.training import capture, export
+from leopard.model.training.train import EXPORT, train
 from leopard.scripts.cli import main
 
 
@@ -131,7 +132,7 @@ def test_evaluate_refuses_another_engine_config(trained, capsys):
 
 def test_a_captured_trace_is_what_the_golden_model_computes(trained):
     made = export.load(trained)
-    from leopard.model.data import load_dataset
+    from leopard.model.training.data import load_dataset
 
     test = load_dataset(made.data).test
     chosen = capture.pick(test, 5, seed=2)

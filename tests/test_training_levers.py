@@ -13,11 +13,18 @@ import torch
 from training_fixtures import TINY_BERT, TINY_ENGINE, TINY_SETTINGS
 
 from leopard.hw.errors import LeopardError
-from leopard.model import bert, export, golden, quantize
-from leopard.model import trace as trace_file
-from leopard.model.data import load_dataset
-from leopard.model.pruned_attention import PlaneCost, PrunedCore, Thresholds, plane_proxy, plane_slack
-from leopard.model.train import (
+from leopard.model.reference import golden
+from leopard.model.reference import trace as trace_file
+from leopard.model.training import bert, export, quantize
+from leopard.model.training.data import load_dataset
+from leopard.model.training.pruned_attention import (
+    PlaneCost,
+    PrunedCore,
+    Thresholds,
+    plane_proxy,
+    plane_slack,
+)
+from leopard.model.training.train import (
     CHECKPOINT,
     EXPORT,
     Trainer,

@@ -7,10 +7,12 @@ import pytest
 import torch
 from training_fixtures import TINY_BERT, TINY_ENGINE
 
+from leopard.hw import fixedpoint
 from leopard.hw.config import preset
-from leopard.model import bert, fixedpoint, golden, quantize
-from leopard.model.data import Tokenizer, pad
-from leopard.model.pruned_attention import (
+from leopard.model.reference import golden
+from leopard.model.training import bert, quantize
+from leopard.model.training.data import Tokenizer, pad
+from leopard.model.training.pruned_attention import (
     PrunedCore,
     Thresholds,
     hard_keep,

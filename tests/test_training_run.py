@@ -11,8 +11,9 @@ import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS
 
 from leopard.hw.errors import LeopardError
-from leopard.model import export, plots, sweep
-from leopard.model.train import CHECKPOINT, EXPORT, FINETUNED, Schedule, Trainer, temperature, train
+from leopard.model.reference import plots
+from leopard.model.training import export, sweep
+from leopard.model.training.train import CHECKPOINT, EXPORT, FINETUNED, Schedule, Trainer, temperature, train
 from leopard.scripts.cli import main
 
 OUTPUTS = (EXPORT, "evaluation.json", "train_log.json")

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from leopard.hw.config import EngineConfig
-from leopard.model import bert
-from leopard.model.data import DataSpec
-from leopard.model.train import TrainSettings
+from leopard.model.training import bert
+from leopard.model.training.data import DataSpec
+from leopard.model.training.train import TrainSettings
 
 TINY_BERT = bert.BertConfig(
     hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, max_position_embeddings=32

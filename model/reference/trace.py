@@ -1,0 +1,198 @@
+"""Attention trace files (``.npz``): the one format carrying attention problems from training to the
+golden model to the RTL. Specified in ``docs/formats.md``; every field is validated on load."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leopard.hw import fixedpoint
+from leopard.hw.config import ConfigError, EngineConfig
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_atomic
+from leopard.model.reference.golden import Attention, Problems
+
+REQUIRED = ("q", "k", "v", "valid_len", "causal", "threshold", "scale", "config")
+OPTIONAL = ("layer", "head", "source")
+
+
+class TraceError(LeopardError):
+    """A malformed or inconsistent trace file."""
+
+
+@dataclass(frozen=True)
+class Trace(Attention):
+    """Attention problems with their softmax scales (``[P]``, float: ``s_q · s_k / √D``), the engine
+    config they were made for, and where they came from."""
+
+    scale: np.ndarray
+    config: EngineConfig
+    layer: np.ndarray | None = None
+    head: np.ndarray | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def problems(self) -> Problems:
+        """The problems with their scale registers encoded, ready for the golden model or the RTL."""
+        registers = [fixedpoint.encode_scale(self.config, float(s)) for s in self.scale]
+        return Problems(
+            q=self.q.astype(np.int64),
+            k=self.k.astype(np.int64),
+            v=self.v.astype(np.int64),
+            valid_len=self.valid_len.astype(np.int64),
+            causal=self.causal,
+            threshold=self.threshold.astype(np.int64),
+            scale_mantissa=np.array([r.mantissa for r in registers], np.int64),
+            scale_shift=np.array([r.shift for r in registers], np.int64),
+        )
+
+
+def _fail(field: str, message: str) -> TraceError:
+    return TraceError(f"field {field!r}: {message}")
+
+
+def _check_int_array(name: str, value: np.ndarray, ndim: int) -> None:
+    if not np.issubdtype(value.dtype, np.integer):
+        raise _fail(name, f"must be an integer array, got dtype {value.dtype}")
+    if value.ndim != ndim:
+        raise _fail(name, f"must have {ndim} dimensions, got shape {value.shape}")
+
+
+def _check_width(name: str, value: np.ndarray, bits: int) -> None:
+    if not np.issubdtype(value.dtype, np.signedinteger):
+        raise _fail(name, f"must be a signed integer array, got dtype {value.dtype}")
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if value.size and (value.min() < low or value.max() > high):
+        bad = value.min() if value.min() < low else value.max()
+        raise _fail(name, f"value {bad} outside the {bits}-bit signed range [{low}, {high}]")
+
+
+def validate(trace: Trace) -> None:
+    """Check every field against the trace's config; raise ``TraceError`` naming the first bad one."""
+    cfg = trace.config
+    for name in ("q", "k", "v"):
+        _check_int_array(name, getattr(trace, name), 3)
+    count, length, dim = trace.q.shape
+    for name in ("k", "v"):
+        if getattr(trace, name).shape != trace.q.shape:
+            raise _fail(name, f"shape {getattr(trace, name).shape} differs from q's {trace.q.shape}")
+    if dim != cfg.head_dim:
+        raise _fail("q", f"head dim {dim} differs from the config's head_dim {cfg.head_dim}")
+    if count == 0:
+        raise _fail("q", "holds no problems")
+    _check_width("q", trace.q, cfg.q_bits)
+    _check_width("k", trace.k, cfg.k_bits)
+    _check_width("v", trace.v, cfg.v_bits)
+    _check_int_array("valid_len", trace.valid_len, 1)
+    if trace.valid_len.shape != (count,):
+        raise _fail("valid_len", f"must have shape ({count},), got {trace.valid_len.shape}")
+    longest = min(length, cfg.max_seq_len)
+    if trace.valid_len.min() < 1 or trace.valid_len.max() > longest:
+        raise _fail(
+            "valid_len",
+            f"values must be in [1, {longest}] (array length {length}, max_seq_len "
+            f"{cfg.max_seq_len}), got [{trace.valid_len.min()}, {trace.valid_len.max()}]",
+        )
+    if not isinstance(trace.causal, bool):
+        raise _fail("causal", f"must be a boolean, got {trace.causal!r}")
+    _check_int_array("threshold", trace.threshold, 1)
+    if trace.threshold.shape != (count,):
+        raise _fail("threshold", f"must have shape ({count},), got {trace.threshold.shape}")
+    low, high = int(trace.threshold.min()), int(trace.threshold.max())
+    if low < cfg.threshold_min or high > cfg.threshold_max:
+        bad = low if low < cfg.threshold_min else high
+        raise _fail(
+            "threshold",
+            f"value {bad} outside the {cfg.score_bits}-bit threshold register range "
+            f"[{cfg.threshold_min}, {cfg.threshold_max}]",
+        )
+    if not np.issubdtype(trace.scale.dtype, np.floating) or trace.scale.shape != (count,):
+        raise _fail("scale", f"must be a float array of shape ({count},)")
+    for value in trace.scale:
+        try:
+            fixedpoint.encode_scale(cfg, float(value))
+        except LeopardError as error:
+            raise _fail("scale", str(error)) from None
+    for name in ("layer", "head"):
+        value = getattr(trace, name)
+        if value is not None:
+            _check_int_array(name, value, 1)
+            if value.shape != (count,):
+                raise _fail(name, f"must have shape ({count},), got {value.shape}")
+
+
+def load(path: str | Path) -> Trace:
+    """Read and validate a trace file; any problem is a ``TraceError`` naming the file and field."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as archive:
+            fields = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise TraceError(f"trace {path}: no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise TraceError(f"trace {path}: not a readable .npz file ({error})") from None
+    try:
+        return _from_fields(fields)
+    except LeopardError as error:
+        raise TraceError(f"trace {path}: {error}") from None
+
+
+def _from_fields(fields: dict[str, np.ndarray]) -> Trace:
+    missing = [name for name in REQUIRED if name not in fields]
+    if missing:
+        raise _fail(missing[0], "missing")
+    config_field = fields["config"]
+    if config_field.ndim != 0 or config_field.dtype.kind != "U":
+        raise _fail("config", "must be a 0-d string holding the engine config as JSON")
+    try:
+        cfg = EngineConfig.from_json(str(config_field))
+    except ConfigError as error:
+        raise _fail("config", str(error)) from None
+    causal = fields["causal"]
+    if causal.ndim != 0 or causal.dtype != np.bool_:
+        raise _fail("causal", "must be a 0-d boolean")
+    source = fields.get("source")
+    if source is not None and (source.ndim != 0 or source.dtype.kind != "U"):
+        raise _fail("source", "must be a 0-d string")
+    return Trace(
+        config=cfg, q=fields["q"], k=fields["k"], v=fields["v"], valid_len=fields["valid_len"],
+        causal=bool(causal), threshold=fields["threshold"], scale=fields["scale"],
+        layer=fields.get("layer"), head=fields.get("head"),
+        source=None if source is None else str(source),
+    )
+
+
+def save(trace: Trace, path: str | Path) -> None:
+    """Write ``trace`` as a byte-reproducible ``.npz`` (fixed zip timestamps), atomically."""
+    fields: dict[str, np.ndarray] = {
+        "q": trace.q, "k": trace.k, "v": trace.v, "valid_len": trace.valid_len,
+        "causal": np.array(trace.causal), "threshold": trace.threshold, "scale": trace.scale,
+        "config": np.array(json.dumps(trace.config.to_dict(), sort_keys=True)),
+    }
+    for name in ("layer", "head"):
+        if getattr(trace, name) is not None:
+            fields[name] = getattr(trace, name)
+    if trace.source is not None:
+        fields["source"] = np.array(trace.source)
+    write_npz(fields, path)
+
+
+def write_npz(fields: dict[str, np.ndarray], path: str | Path) -> None:
+    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in fields.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    write_atomic(path, buffer.getvalue())
+

@@ -1,0 +1,88 @@
+"""Real attention traces: run the exported model, as the engine computes it, on held-out sentences and
+keep every (sentence, layer, head) attention problem in the trace format (``model/reference/trace.py``).
+
+Sentences: the test split of the export's data settings, permuted with ``default_rng(seed)``; the first
+``count`` are taken, in that order. They run as one batch through the quantized, hard-pruned model;
+problem ``p = (sentence·layers + layer)·heads + head`` holds that head's integer ``q``, ``k``, ``v``,
+padded with zeros to the longest chosen sentence, ``valid_len`` its token count (``[CLS]`` and ``[SEP]``
+included), the exported ``θ_int`` and ``scale`` of its (layer, head).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from leopard.hw.errors import LeopardError
+from leopard.model.reference.trace import Trace
+from leopard.model.training.data import Examples, pad
+from leopard.model.training.export import Export
+from leopard.model.training.quantize import HardwareCore
+
+
+@dataclass(frozen=True)
+class RealTrace:
+    """A trace, the per-problem outputs the model computed, and which test sentences it holds."""
+
+    trace: Trace
+    out: np.ndarray
+    sentences: np.ndarray
+    predictions: np.ndarray
+
+
+def pick(examples: Examples, count: int, seed: int) -> np.ndarray:
+    """Indices of ``count`` test sentences: the first of ``default_rng(seed).permutation``."""
+    if not 1 <= count <= len(examples):
+        raise LeopardError(f"--sentences must be in [1, {len(examples)}] (test sentences), got {count}")
+    return np.random.default_rng(seed).permutation(len(examples))[:count]
+
+
+def int_dtype(bits: int) -> type[np.signedinteger]:
+    """The narrowest NumPy signed integer type holding ``bits``-bit two's complement values."""
+    return np.int8 if bits <= 8 else np.int16
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of a file's sha256 (names an export inside a trace's ``source``)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def capture(
+    export: Export, examples: Examples, chosen: np.ndarray, source: str
+) -> RealTrace:
+    """The attention problems of the sentences ``chosen`` (see the module docstring)."""
+    ids = export.text_tokenizer().encode([examples.texts[i] for i in chosen])
+    longest = max(len(row) for row in ids)
+    if longest > export.config.max_seq_len:
+        raise LeopardError(f"a sentence has {longest} tokens, over the config's max_seq_len")
+    tokens, valid = pad(ids)
+    core = HardwareCore(export.config, export.quantization(), export.threshold, export.threshold_int,
+                        capture=True)
+    with torch.no_grad():
+        predictions = export.classifier()(tokens, valid, core).argmax(dim=-1).numpy()
+    layers, heads = export.threshold.shape
+
+    def stack(name: str) -> np.ndarray:
+        """``[sentences, layers, heads, N, D]`` flattened to ``[P, N, D]``."""
+        return np.stack([getattr(c, name) for c in core.captured], axis=1).reshape(
+            -1, tokens.shape[1], export.bert.head_dim
+        )
+
+    count, cfg = len(chosen), export.config
+    trace = Trace(
+        config=cfg,
+        q=stack("q").astype(int_dtype(cfg.q_bits)), k=stack("k").astype(int_dtype(cfg.k_bits)),
+        v=stack("v").astype(int_dtype(cfg.v_bits)),
+        valid_len=np.repeat(valid.sum(dim=1).numpy().astype(np.int32), layers * heads),
+        causal=False,
+        threshold=np.tile(export.threshold_int.ravel(), count),
+        scale=np.tile(export.quantization().score_scale().ravel(), count),
+        layer=np.tile(np.repeat(np.arange(layers, dtype=np.int32), heads), count),
+        head=np.tile(np.arange(heads, dtype=np.int32), count * layers),
+        source=source,
+    )
+    return RealTrace(trace, stack("out"), np.asarray(chosen), predictions)

@@ -1,0 +1,258 @@
+"""The exported model: one versioned ``.npz`` with the classifier's weights, the quantization scales,
+the float and integer thresholds per (layer, head), the engine config and the data settings.
+Specified in ``docs/formats.md`` (section "Exported model"); every field is validated on load.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leopard.hw import fixedpoint
+from leopard.hw.config import ConfigError, EngineConfig
+from leopard.hw.errors import LeopardError
+from leopard.model.reference.trace import write_npz
+from leopard.model.training.bert import BertConfig, Classifier
+from leopard.model.training.data import DataSpec, Tokenizer
+from leopard.model.training.quantize import Quantization, threshold_int
+
+FORMAT = "leopard-export"
+VERSION = 2
+"""Version 2 adds ``key_channel_scale``; an export without finer key scaling is written as version 1
+(which this reader still reads, as all ones), so older readers keep reading it."""
+VERSIONS = (1, 2)
+WEIGHT_PREFIX = "weight."
+WEIGHT_DTYPES = ("float16", "float32")
+TABLES = ("threshold", "threshold_int", "scale_q", "scale_k", "scale_v")
+KEY_CHANNEL = "key_channel_scale"
+
+
+class ExportError(LeopardError):
+    """A malformed or inconsistent export file."""
+
+
+def _fail(field: str, message: str) -> ExportError:
+    return ExportError(f"field {field!r}: {message}")
+
+
+@dataclass(frozen=True)
+class Export:
+    """A trained classifier ready for the engine.
+
+    ``threshold`` (float, on ``q·k/√Dh``), ``threshold_int`` (score domain), ``scale_q``/``scale_k``/
+    ``scale_v``: ``[layers, heads]``; ``key_channel_scale`` ``[layers, heads, Dh]``: the relative key
+    channel scales ``c_d`` of ``model/training/quantize.py`` (all 1: one key scale per head). ``weights``: the
+    classifier's state dict as float16/float32 arrays; ``tokenizer``: the text of its ``tokenizer.json``.
+    """
+
+    config: EngineConfig
+    bert: BertConfig
+    tokenizer: str
+    labels: tuple[str, ...]
+    data: DataSpec
+    data_sha256: str
+    training: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    threshold: np.ndarray
+    threshold_int: np.ndarray
+    scale_q: np.ndarray
+    scale_k: np.ndarray
+    scale_v: np.ndarray
+    key_channel_scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def text_tokenizer(self) -> Tokenizer:
+        return Tokenizer(self.tokenizer, self.data.max_tokens)
+
+    def quantization(self) -> Quantization:
+        return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
+                            head_dim=self.bert.head_dim)
+
+    def version(self) -> int:
+        """The lowest format version that holds this export: 2 with finer key scaling, else 1."""
+        return 1 if (self.key_channel_scale == 1.0).all() else 2
+
+    def classifier(self) -> Classifier:
+        """The float32 classifier holding the exported weights, in evaluation mode."""
+        model = Classifier(self.bert, len(self.labels))
+        model.load_state_dict(
+            {name: torch.from_numpy(w.astype(np.float32)) for name, w in self.weights.items()}
+        )
+        return model.eval()
+
+
+def expected_weights(bert: BertConfig, labels: int) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every weight a classifier of this shape holds."""
+    return {name: tuple(value.shape) for name, value in Classifier(bert, labels).state_dict().items()}
+
+
+def validate(export: Export) -> None:
+    """Check every field against the others; raise ``ExportError`` naming the first bad one."""
+    cfg, bert = export.config, export.bert
+    if bert.head_dim != cfg.head_dim:
+        raise _fail("config", f"head_dim {cfg.head_dim} differs from the model's head dim {bert.head_dim}")
+    slots = bert.num_hidden_layers * bert.num_attention_heads
+    if slots > cfg.threshold_regs:
+        raise _fail("config", f"threshold_regs {cfg.threshold_regs} cannot hold {slots} (layer, head) slots")
+    try:
+        export.text_tokenizer()
+    except LeopardError as error:
+        raise _fail("tokenizer", str(error)) from None
+    if len(export.labels) < 2 or not all(isinstance(label, str) for label in export.labels):
+        raise _fail("model", "labels must be a list of at least two strings")
+    shapes = expected_weights(bert, len(export.labels))
+    for name, shape in shapes.items():
+        field = WEIGHT_PREFIX + name
+        weight = export.weights.get(name)
+        if weight is None:
+            raise _fail(field, "missing")
+        if weight.dtype.name not in WEIGHT_DTYPES or weight.shape != shape:
+            raise _fail(field, f"must be {' or '.join(WEIGHT_DTYPES)} of shape {shape}, "
+                               f"got {weight.dtype} {weight.shape}")
+        if not np.isfinite(weight).all():
+            raise _fail(field, "holds a value that is not finite")
+    extra = sorted(set(export.weights) - set(shapes))
+    if extra:
+        raise _fail(WEIGHT_PREFIX + extra[0], "is not a weight of this model")
+    table_shape = (bert.num_hidden_layers, bert.num_attention_heads)
+    for name in TABLES:
+        value = getattr(export, name)
+        kind = np.integer if name == "threshold_int" else np.floating
+        if not np.issubdtype(value.dtype, kind) or value.shape != table_shape:
+            raise _fail(
+                name, f"must be a {kind.__name__} array {table_shape}, not {value.dtype} {value.shape}"
+            )
+        if not np.isfinite(value).all():
+            raise _fail(name, "holds a value that is not finite")
+    for name in ("scale_q", "scale_k", "scale_v"):
+        if (getattr(export, name) <= 0).any():
+            raise _fail(name, "scales must be positive")
+    channel = export.key_channel_scale
+    if not np.issubdtype(channel.dtype, np.floating) or channel.shape != (*table_shape, bert.head_dim):
+        raise _fail(KEY_CHANNEL, f"must be a floating array {(*table_shape, bert.head_dim)}, "
+                                 f"not {channel.dtype} {channel.shape}")
+    if not (np.isfinite(channel).all() and (channel > 0).all() and (channel <= 1).all()):
+        raise _fail(KEY_CHANNEL, "relative key scales must lie in (0, 1]")
+    for value in export.quantization().score_scale().ravel():
+        try:
+            fixedpoint.encode_scale(cfg, float(value))
+        except LeopardError as error:
+            raise _fail("scale_q", f"scale_q·scale_k/√Dh: {error}") from None
+    expected = threshold_int(export.threshold, export.quantization().score_scale(), cfg)
+    if not np.array_equal(export.threshold_int, expected):
+        raise _fail("threshold_int", "differs from ⌈threshold / scale⌉ (clipped to the register range)")
+
+
+def save(export: Export, path: str | Path) -> None:
+    """Write ``export`` as a byte-reproducible ``.npz``, atomically."""
+    model = {
+        "bert": export.bert.to_dict(), "labels": list(export.labels), "data": export.data.to_dict(),
+        "data_sha256": export.data_sha256, "training": export.training,
+    }
+    fields: dict[str, np.ndarray] = {
+        "format": np.array(FORMAT), "version": np.array(export.version(), np.int64),
+        "config": np.array(json.dumps(export.config.to_dict(), sort_keys=True)),
+        "model": np.array(json.dumps(model, sort_keys=True)),
+        "tokenizer": np.array(export.tokenizer),
+    }
+    for name in TABLES:
+        fields[name] = getattr(export, name)
+    if export.version() >= 2:
+        fields[KEY_CHANNEL] = export.key_channel_scale
+    for name in sorted(export.weights):
+        fields[WEIGHT_PREFIX + name] = export.weights[name]
+    write_npz(fields, path)
+
+
+def load(path: str | Path) -> Export:
+    """Read and validate an export; any problem is an ``ExportError`` naming the file and the field."""
+    path = Path(path)
+    try:
+        with path.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
+            fields = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ExportError(f"export {path}: no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ExportError(f"export {path}: not a readable .npz file ({error})") from None
+    try:
+        return _from_fields(fields)
+    except LeopardError as error:
+        raise ExportError(f"export {path}: {error}") from None
+
+
+def _string(fields: dict[str, np.ndarray], name: str) -> str:
+    if name not in fields:
+        raise _fail(name, "missing")
+    value = fields[name]
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise _fail(name, "must be a 0-d string")
+    return str(value)
+
+
+def _json_object(fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_string(fields, name))
+    except json.JSONDecodeError as error:
+        raise _fail(name, f"is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise _fail(name, "must hold a JSON object")
+    return value
+
+
+def _from_fields(fields: dict[str, np.ndarray]) -> Export:
+    if _string(fields, "format") != FORMAT:
+        raise _fail("format", f"must be {FORMAT!r}: this is not a leopard export")
+    version = fields.get("version")
+    if version is None:
+        raise _fail("version", "missing")
+    if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) not in VERSIONS:
+        known = " or ".join(map(str, VERSIONS))
+        raise _fail("version", f"must be {known} (the versions this leopard reads), got {version!r}")
+    try:
+        cfg = EngineConfig.from_json(_string(fields, "config"))
+    except ConfigError as error:
+        raise _fail("config", str(error)) from None
+    model = _json_object(fields, "model")
+    kinds = (("bert", dict), ("labels", list), ("data", dict), ("data_sha256", str), ("training", dict))
+    for key, kind in kinds:
+        if not isinstance(model.get(key), kind):
+            raise _fail("model", f"key {key!r} must be a JSON {kind.__name__}")
+    try:
+        bert = BertConfig.from_dict(model["bert"])
+        data = DataSpec.from_dict(model["data"])
+    except (TypeError, LeopardError) as error:
+        raise _fail("model", str(error)) from None
+    sizes = [value for key, value in bert.to_dict().items() if key != "layer_norm_eps"]
+    if any(not isinstance(value, int) or value < 1 for value in sizes):
+        raise _fail("model", "bert sizes must be positive integers")
+    for name in TABLES:
+        if name not in fields:
+            raise _fail(name, "missing")
+    if int(version) >= 2 and KEY_CHANNEL not in fields:
+        raise _fail(KEY_CHANNEL, "missing")
+    layers, heads, dim = bert.num_hidden_layers, bert.num_attention_heads, bert.head_dim
+    channel = fields[KEY_CHANNEL] if int(version) >= 2 else np.ones((layers, heads, dim))
+    weights = {name.removeprefix(WEIGHT_PREFIX): value for name, value in fields.items()
+               if name.startswith(WEIGHT_PREFIX)}
+    return Export(
+        config=cfg, bert=bert, tokenizer=_string(fields, "tokenizer"), labels=tuple(model["labels"]),
+        data=data, data_sha256=model["data_sha256"], training=model["training"], weights=weights,
+        **{name: fields[name] for name in TABLES}, key_channel_scale=channel,
+    )
+
+
+def round_weights(model: Classifier, dtype: str) -> dict[str, np.ndarray]:
+    """The classifier's state dict as ``dtype`` arrays (the weights an export holds)."""
+    if dtype not in WEIGHT_DTYPES:
+        raise LeopardError(f"weights dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
+    return {name: value.detach().numpy().astype(dtype) for name, value in model.state_dict().items()}
+
