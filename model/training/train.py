@@ -18,8 +18,8 @@ differentiable proxy of the bit planes the engine's bound needs per visible pair
 current weights every ``RECALIBRATE_EVERY`` steps. **Key centering** (``center_keys``): each head's mean
 key leaves the key bias just before ``θ`` is initialized. **Quantization** (``clip_percentile``,
 ``clip_q_percentile``, ``key_block``; by default keys clipped at their 99th percentile with per-channel
-scales): how the export turns ``q`` and ``k`` into integers (``model/training/quantize.py``); without a plane cost
-it does not change the training.
+scales): how the export turns ``q`` and ``k`` into integers (``model/training/quantize.py``); without a
+plane cost it does not change the training.
 
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
 rates: the accuracy the same training reaches without pruning. Its export holds thresholds one below
