@@ -53,7 +53,8 @@ class BitSerialLane(wiring.Component):
     whether the first is a sign plane (``sign``). Each cycle processes one plane ``t`` and the zero
     planes after it: ``acc ← (2·acc ± Σ q_i·b_i) · 2**z`` (minus for a sign plane), leaving ``r``
     planes; the key is pruned when ``acc + P ≤ (θ + P − 1) >> r``, i.e. when
-    ``UB_r = acc·2**r + (2**r − 1)·P < θ`` (``docs/arithmetic.md`` §2). ``limit`` is ``θ + P − 1``, computed once per query by the query unit.
+    ``UB_r = acc·2**r + (2**r − 1)·P < θ`` (``docs/arithmetic.md`` §2). ``limit`` is ``θ + P − 1``,
+    computed once per query by the query unit.
 
     Latency: a key started in cycle ``d`` (``start.valid``, with ``addr`` pointing at its first plane) is
     processed in cycles ``d+1 … d+c`` where ``c`` is the cycles the bound needs; in cycle ``d+c`` the
