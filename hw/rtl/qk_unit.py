@@ -89,19 +89,18 @@ class QKUnit(wiring.Component):
             m.submodules[f"lane{index}"] = lane
         wiring.connect(m, wiring.flipped(self.k), keys.k)
         wiring.connect(m, wiring.flipped(self.q), query_unit.q)
+        job = _JobState(cfg)
+        self._outputs(m, lanes, tracker, job.enable)
+        self._dispatch(m, keys, query_unit, scheduler, tracker, lanes, job)
+        self._control(m, tracker, lanes, job)
+        return m
 
-        enable = Signal()
-        job_dense = Signal()
-        job_causal = Signal()
-        job_keys = Signal(cfg.length_bits)
-        job_queries = Signal(cfg.length_bits)
-        job_first = Signal(cfg.index_bits)
-        job_theta = Signal(signed(cfg.score_bits))
-        loaded = Signal(cfg.length_bits)
-        slot_query = Signal(cfg.index_bits)
-        slot_keys = Signal(cfg.length_bits)
-        next_key = Signal(cfg.length_bits)
-
+    def _outputs(
+        self, m: Module, lanes: list[BitSerialLane], tracker: CompletionTracker, enable: Signal
+    ) -> None:
+        """The decided keys of each cycle into the kept and status FIFOs; ``enable`` falls (the whole
+        unit waits) while a FIFO that has a beat to take is full."""
+        cfg = self._cfg
         finishing = [lane.finishing for lane in lanes]
         kept_now = [lane.finishing & lane.kept for lane in lanes]
         any_finishing = Signal()
@@ -145,16 +144,23 @@ class QKUnit(wiring.Component):
                 entry.score.eq(lane.score),
             ]
 
-        in_flight_ok = slot_query < self.released + cfg.queries_in_flight
+    def _dispatch(
+        self, m: Module, keys: KeyStore, query_unit: QueryUnit, scheduler: Scheduler,
+        tracker: CompletionTracker, lanes: list[BitSerialLane], job: _JobState,
+    ) -> None:
+        """The slot query's next keys onto the free lanes (``KeyStartSignature``), the next query into
+        the slot once its predecessor ``queries_in_flight`` back is released."""
+        cfg = self._cfg
+        in_flight_ok = job.slot_query < self.released + cfg.queries_in_flight
         m.d.comb += [
-            keys.en.eq(enable),
-            scheduler.allowed.eq(self.busy & query_unit.valid & in_flight_ok & enable),
-            scheduler.remaining.eq(slot_keys - next_key),
-            query_unit.accept.eq(self.busy & (loaded < job_queries) & enable),
+            keys.en.eq(job.enable),
+            scheduler.allowed.eq(self.busy & query_unit.valid & in_flight_ok & job.enable),
+            scheduler.remaining.eq(job.slot_keys - job.next_key),
+            query_unit.accept.eq(self.busy & (job.loaded < job.queries) & job.enable),
             query_unit.consume.eq(scheduler.consume),
-            query_unit.theta.eq(job_theta),
-            tracker.enable.eq(enable),
-            tracker.dispatch_query.eq(slot_query),
+            query_unit.theta.eq(job.theta),
+            tracker.enable.eq(job.enable),
+            tracker.dispatch_query.eq(job.slot_query),
             tracker.dispatch_count.eq(scheduler.count),
             tracker.consume.eq(scheduler.consume),
         ]
@@ -163,32 +169,39 @@ class QKUnit(wiring.Component):
                 scheduler.free[index].eq(lane.free),
                 tracker.finishing[index].eq(lane.finishing),
                 tracker.finishing_query[index].eq(lane.query),
-                lane.enable.eq(enable),
-                lane.dense.eq(job_dense),
+                lane.enable.eq(job.enable),
+                lane.dense.eq(job.dense),
                 lane.plane.eq(keys.data[index]),
                 lane.start.valid.eq(scheduler.start[index]),
-                lane.start.key.eq(next_key + scheduler.offset[index]),
-                lane.start.query.eq(slot_query),
+                lane.start.key.eq(job.next_key + scheduler.offset[index]),
+                lane.start.query.eq(job.slot_query),
                 lane.start.q.eq(query_unit.vector),
                 lane.start.pos.eq(query_unit.pos),
                 lane.start.limit.eq(query_unit.limit),
-                lane.start.mask.eq(Mux(job_dense, (1 << cfg.k_bits) - 1, keys.info[index].mask)),
-                lane.start.sign.eq(job_dense | keys.info[index].sign),
+                lane.start.mask.eq(Mux(job.dense, (1 << cfg.k_bits) - 1, keys.info[index].mask)),
+                lane.start.sign.eq(job.dense | keys.info[index].sign),
                 keys.info_addr[index].eq(lane.start.key),
                 keys.addr[index].eq(lane.addr),
             ]
 
         with m.If(query_unit.taken):
-            visible = Mux(job_causal & (job_first + loaded + 1 < job_keys), job_first + loaded + 1, job_keys)
+            visible = Mux(job.causal & (job.first + job.loaded + 1 < job.keys), job.first + job.loaded + 1,
+                          job.keys)
             m.d.sync += [
-                slot_query.eq(loaded),
-                slot_keys.eq(visible),
-                next_key.eq(0),
-                loaded.eq(loaded + 1),
+                job.slot_query.eq(job.loaded),
+                job.slot_keys.eq(visible),
+                job.next_key.eq(0),
+                job.loaded.eq(job.loaded + 1),
             ]
-        with m.Elif(enable):
-            m.d.sync += next_key.eq(next_key + scheduler.count)
+        with m.Elif(job.enable):
+            m.d.sync += job.next_key.eq(job.next_key + scheduler.count)
 
+    def _control(
+        self, m: Module, tracker: CompletionTracker, lanes: list[BitSerialLane], job: _JobState
+    ) -> None:
+        """Start (or refuse) a job, latch its inputs, count its cycles, kept keys and planes, and end it
+        when its last query completes."""
+        cfg = self._cfg
         refused = Signal()
         m.d.comb += refused.eq(
             (self.keys == 0) | (self.keys > cfg.max_seq_len)
@@ -205,27 +218,45 @@ class QKUnit(wiring.Component):
             with m.If(~refused):
                 m.d.sync += [
                     self.busy.eq(1),
-                    job_dense.eq(self.dense),
-                    job_causal.eq(self.causal),
-                    job_keys.eq(self.keys),
-                    job_queries.eq(self.queries),
-                    job_first.eq(self.first),
-                    job_theta.eq(self.theta),
-                    loaded.eq(0),
+                    job.dense.eq(self.dense),
+                    job.causal.eq(self.causal),
+                    job.keys.eq(self.keys),
+                    job.queries.eq(self.queries),
+                    job.first.eq(self.first),
+                    job.theta.eq(self.theta),
+                    job.loaded.eq(0),
                     self.cycles.eq(0),
                     self.kept_count.eq(0),
                     self.planes_count.eq(0),
                 ]
         with m.Elif(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(enable):
+            with m.If(job.enable):
+                kept_now = [lane.finishing & lane.kept for lane in lanes]
                 m.d.sync += [
                     self.kept_count.eq(self.kept_count + popcount(kept_now)),
                     self.planes_count.eq(
                         self.planes_count + tree_sum([Mux(lane.finishing, lane.planes, 0) for lane in lanes])
                     ),
                 ]
-                with m.If(tracker.done + tracker.completing == job_queries):
+                with m.If(tracker.done + tracker.completing == job.queries):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         m.d.comb += self.queries_done.eq(tracker.done)
-        return m
+
+
+class _JobState:
+    """The running job's latched inputs and the dispatch position: ``loaded`` queries taken so far, the
+    slot query, its visible key count and its next key; ``enable`` is low while the unit waits."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.enable = Signal(name="enable")
+        self.dense = Signal(name="job_dense")
+        self.causal = Signal(name="job_causal")
+        self.keys = Signal(cfg.length_bits, name="job_keys")
+        self.queries = Signal(cfg.length_bits, name="job_queries")
+        self.first = Signal(cfg.index_bits, name="job_first")
+        self.theta = Signal(signed(cfg.score_bits), name="job_theta")
+        self.loaded = Signal(cfg.length_bits, name="loaded")
+        self.slot_query = Signal(cfg.index_bits, name="slot_query")
+        self.slot_keys = Signal(cfg.length_bits, name="slot_keys")
+        self.next_key = Signal(cfg.length_bits, name="next_key")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,13 +68,19 @@ class SoftmaxPass(wiring.Component):
         })
 
     def elaborate(self, platform: object) -> Module:
-        cfg = self._cfg
-        L, D, X, E = cfg.lanes, cfg.head_dim, cfg.exp_index_bits, cfg.exp_frac_bits
-        buffers = cfg.result_buffers
-        groups, width = cfg.v_groups, cfg.head_dim // cfg.v_groups
         m = Module()
+        issue = self._issue(m)
+        t4, key3, exponent, products = self._pipeline(m, issue)
+        self._accumulate(m, issue, t4, key3, exponent, products)
+        return m
 
-        # Issue: walk the kept keys of the current query, collector bank by collector bank.
+    def _issue(self, m: Module) -> _Issue:
+        """Walk the kept keys of the current query, collector bank by collector bank, ``v_groups``
+        cycles per key; start the next query when it is collected and its result buffer is free."""
+        cfg = self._cfg
+        L = cfg.lanes
+        buffers = cfg.result_buffers
+        groups = cfg.v_groups
         active = Signal()
         upcoming = Signal(cfg.length_bits)
         next_buffer = Signal(range(buffers))
@@ -136,8 +144,19 @@ class SoftmaxPass(wiring.Component):
                 m.d.sync += [bank.eq(following), index.eq(0)]
             with m.Elif(end_of_key):
                 m.d.sync += index.eq(index + 1)
+        return _Issue(active, start, last, empty, group, buffer, next_buffer, upcoming, top, filling,
+                      count_now)
 
-        # Tokens through the pipeline: T1 entry → y, T2 z → table and V reads, T3 e·v, T4 accumulate.
+    def _pipeline(self, m: Module, issue: _Issue) -> tuple[data.View, Signal, Signal, data.View]:
+        """T1 reads the entry and forms ``y = (max − s)·M``, T2 rounds it to ``z`` and reads the
+        exponent table and the ``v`` row, T3 forms ``e = EXP[f] >> n`` and ``e·v``; returns the T4
+        token, key, exponent and products."""
+        cfg = self._cfg
+        D, X, E = cfg.head_dim, cfg.exp_index_bits, cfg.exp_frac_bits
+        buffers = cfg.result_buffers
+        groups, width = cfg.v_groups, cfg.head_dim // cfg.v_groups
+        active, empty, last, group, buffer, top = (
+            issue.active, issue.empty, issue.last, issue.group, issue.buffer, issue.top)
         token = data.StructLayout({
             "valid": 1, "entry": 1, "last": 1, "group": range(groups), "buffer": range(buffers),
         })
@@ -178,6 +197,18 @@ class SoftmaxPass(wiring.Component):
             column = Array(row[g * width + d] for g in range(groups))[t3.group]
             m.d.sync += products[d].eq((lookup.data >> octave) * column)
 
+        return t4, key3, exponent, products
+
+    def _accumulate(
+        self, m: Module, issue: _Issue, t4: data.View, key3: Signal, exponent: Signal, products: data.View
+    ) -> None:
+        """T4: ``A_d += e·v_d`` and ``S += e`` into the token's result buffer, ``(key, e)`` into the
+        exponent buffer; a buffer is ``full`` after its query's last token, free again once drained."""
+        cfg = self._cfg
+        buffers = cfg.result_buffers
+        groups, width = cfg.v_groups, cfg.head_dim // cfg.v_groups
+        start, next_buffer, upcoming, filling, count_now = (
+            issue.start, issue.next_buffer, issue.upcoming, issue.filling, issue.count_now)
         fill = [Signal(cfg.length_bits, name=f"fill{b}") for b in range(buffers)]
         with m.If(start):
             for b in range(buffers):
@@ -214,4 +245,20 @@ class SoftmaxPass(wiring.Component):
                 m.d.sync += filling[b].eq(0)
             with m.Elif(start & (next_buffer == b)):
                 m.d.sync += filling[b].eq(1)
-        return m
+
+
+@dataclass(frozen=True)
+class _Issue:
+    """The issue stage's signals the later stages use."""
+
+    active: Signal
+    start: Signal
+    last: Signal
+    empty: Signal
+    group: Signal
+    buffer: Signal
+    next_buffer: Signal
+    upcoming: Signal
+    top: Signal
+    filling: Signal
+    count_now: Value
