@@ -52,25 +52,33 @@ class Normalizer(wiring.Component):
         })
 
     def elaborate(self, platform: object) -> Module:
+        m = Module()
+        looked, octave, recip, vector = self._lookup(m)
+        self._emit(m, looked, octave, recip, vector)
+        return m
+
+    def _pick(self, m: Module, view: data.View, which: Signal) -> Signal:
+        """Element ``which`` of a per-buffer ``view``."""
+        chosen = Signal(view.shape().elem_shape)
+        m.d.comb += chosen.eq(Array(Value.cast(view[b]) for b in range(self._cfg.result_buffers))[which])
+        return chosen
+
+    def _lookup(self, m: Module) -> tuple[Signal, list[Signal], list[Signal], list[data.View]]:
+        """Per full buffer, in order: the leading one of ``S`` and ``RECIP`` of its mantissa, then the
+        output vector one ``v_lanes`` group per cycle; returns which buffers are looked up and each
+        buffer's octave, reciprocal and vector."""
         cfg = self._cfg
         buffers = cfg.result_buffers
         groups, width = cfg.v_groups, cfg.head_dim // cfg.v_groups
         rx, rb = cfg.recip_index_bits, cfg.recip_bits
-        m = Module()
         table = memory.Memory(shape=rb, depth=1 << rx, init=fixedpoint.recip_table(cfg).tolist())
         m.submodules.recip_table = table
         lookup = table.read_port()
 
-        def pick(view: data.View, which: Signal) -> Signal:
-            chosen = Signal(view.shape().elem_shape)
-            m.d.comb += chosen.eq(Array(Value.cast(view[b]) for b in range(buffers))[which])
-            return chosen
-
-        # Lookup: leading one and reciprocal, then the output vector one group per cycle.
         looked = Signal(buffers)
         lsel = Signal(range(buffers))
         lstep = Signal(range(groups + 2))
-        total = pick(self.total, lsel)
+        total = self._pick(m, self.total, lsel)
         k_now = leading_one(m, total, cfg.sum_bits)
         below = Signal(range(cfg.sum_bits))
         m.d.comb += [below.eq(k_now - rx), lookup.addr.eq((total >> below)[:rx])]
@@ -82,8 +90,8 @@ class Normalizer(wiring.Component):
         shift_out = Signal(range(rb + cfg.sum_bits))
         m.d.comb += [lookup.en.eq(lstep == 0), shift_out.eq(rb + k_held - cfg.out_frac_bits)]
         looking = self.full.bit_select(lsel, 1) & ~looked.bit_select(lsel, 1)
-        acc = [pick(self.acc, lsel)[i] for i in range(cfg.head_dim)]
-        zero = pick(self.count, lsel) == 0
+        acc = [self._pick(m, self.acc, lsel)[i] for i in range(cfg.head_dim)]
+        zero = self._pick(m, self.count, lsel) == 0
         with m.If(self.clear):
             m.d.sync += [lstep.eq(0), lsel.eq(0)]
         with m.Elif((lstep == 0) & looking):
@@ -109,12 +117,20 @@ class Normalizer(wiring.Component):
                 m.d.sync += looked[b].eq(0)
             with m.Elif((lstep == groups) & (lsel == b)):
                 m.d.sync += looked[b].eq(1)
+        return looked, octave, recip, vector
 
-        # Emit: one beat per kept key (at least one per query), the exponent buffer read one ahead.
+    def _emit(
+        self, m: Module, looked: Signal, octave: list[Signal], recip: list[Signal], vector: list[data.View]
+    ) -> None:
+        """One beat per kept key (at least one per query) on ``out``, the exponent buffer read one beat
+        ahead; a buffer is ``drained`` with its packet's last beat."""
+        cfg = self._cfg
+        buffers = cfg.result_buffers
+        rb = cfg.recip_bits
         esel = Signal(range(buffers))
         index = Signal(cfg.length_bits)
         presenting = Signal()
-        beats = pick(self.count, esel)
+        beats = self._pick(m, self.count, esel)
         last = Signal()
         m.d.comb += last.eq(index + 1 >= beats)
         advance = Signal()
@@ -148,7 +164,7 @@ class Normalizer(wiring.Component):
         packet = self.out.payload
         m.d.comb += [
             self.out.valid.eq(presenting),
-            packet.query.eq(pick(self.query, esel)),
+            packet.query.eq(self._pick(m, self.query, esel)),
             packet.kept.eq(beats),
             packet.has_key.eq(has_key),
             packet.key.eq(Mux(has_key, word.key, 0)),
@@ -156,4 +172,3 @@ class Normalizer(wiring.Component):
             packet.last.eq(last),
             packet.vector.eq(Mux(last, Array(Value.cast(v) for v in vector)[esel], 0)),
         ]
-        return m
