@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_json
+from leopard.hw.files import write_atomic, write_json
 from leopard.hw.rtl.generate import TOPS, generate
 from leopard.model.reference import report
 from leopard.scripts.common import add_config_options, config_from_args, load_trace, progress
 from leopard.sw import codegen
-from leopard.verif import simulate, trace_sim
+from leopard.verif import player_sim, simulate, trace_sim
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,15 +33,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--waves", action="store_true", help="write FST waveforms beside the report")
     parser.add_argument("--stalls", action="store_true",
                         help="also run with random idle inputs and back-pressure (values checked)")
-    parser.add_argument("--chunk", type=int, default=16, metavar="P",
-                        help="problems per simulator launch (progress is shown per launch)")
+    parser.add_argument("--chunk", type=int, default=1024, metavar="P",
+                        help="at most P problems per simulator launch (fewer when the player's program "
+                             "memory is full; progress is shown per launch)")
     parser.set_defaults(run=run_sim)
 
     parser = commands.add_parser("bench-sim", help="simulated cycles per second of each simulator")
     add_config_options(parser)
-    parser.add_argument("--problems", type=int, default=2)
-    parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--out", default="runs/bench-sim.json", metavar="FILE.json")
+    parser.add_argument("--problems", type=int, default=16, help="synthetic problems (default 16)")
+    parser.add_argument("--length", type=int, default=64, help="tokens per problem (default 64)")
+    parser.add_argument("--sims", nargs="+", choices=player_sim.SIMULATORS,
+                        default=list(player_sim.SIMULATORS),
+                        help="simulators to measure (default: all three)")
+    parser.add_argument("--out", default="runs/bench-sim.json", metavar="FILE.json",
+                        help="the rows as JSON, and a Markdown table beside it (.md)")
     parser.set_defaults(run=run_bench_sim)
 
 
@@ -58,7 +63,7 @@ def run_sim(args: argparse.Namespace) -> int:
         raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
     out = Path(args.out)
     figures, timings, measured = trace_sim.simulate_trace_file(
-        args.trace, trace, args.sim, chunk=args.chunk, waves_dir=out.parent if args.waves else None,
+        trace, args.sim, chunk=args.chunk, waves_dir=out.parent if args.waves else None,
         stalls=args.stalls, progress=progress,
     )
     print(report.table(figures))
@@ -78,15 +83,17 @@ def run_sim(args: argparse.Namespace) -> int:
 
 
 def run_bench_sim(args: argparse.Namespace) -> None:
-    """The same synthetic trace on Amaranth's simulator, Icarus and Verilator, side by side."""
-    from leopard.verif.throughput import simulator_rates
+    """The same synthetic workload on each simulator, front end and engine, side by side."""
+    from leopard.verif.throughput import simulator_rates, table
 
     cfg = config_from_args(args)
-    rows = simulator_rates(cfg, problems=args.problems, length=args.length, progress=progress)
-    width = max(map(len, rows))
-    print(f"{'simulator':<{width}}  cycles  seconds  cycles/s")
-    for sim, row in rows.items():
-        cycles, seconds, rate = row["simulated_cycles"], row["seconds"], row["cycles_per_second"]
-        print(f"{sim:<{width}}  {cycles:>6}  {seconds:>7.2f}  {rate:>8}")
-    write_json(args.out, {"preset_config": cfg.to_dict(), "simulators": rows})
-    print(f"wrote {args.out}")
+    if args.problems < 1 or args.length < 1:
+        raise LeopardError("--problems and --length must be at least 1")
+    rows = simulator_rates(cfg, problems=args.problems, length=min(args.length, cfg.max_seq_len),
+                           simulators=tuple(args.sims), progress=progress)
+    text = table(rows)
+    print(text, end="")
+    out = Path(args.out)
+    write_json(out, {"config": cfg.to_dict(), "problems": args.problems, "length": args.length, "rows": rows})
+    write_atomic(out.with_suffix(".md"), text)
+    print(f"wrote {out} and {out.with_suffix('.md')}")

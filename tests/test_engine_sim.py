@@ -4,10 +4,7 @@ per-query packet cycle equals the golden and cycle models, with and without stal
 import pytest
 
 from leopard.hw.config import preset
-from leopard.model.reference import trace as trace_file
-from leopard.verif.amaranth_sim import run_plan
-from leopard.verif.plan import make_plan
-from leopard.verif.scenarios import regression_trace
+from leopard.verif.scenarios import regression_run
 
 CONFIGS = {
     "tiny": preset("tiny"),
@@ -19,17 +16,10 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_engine_matches_golden_and_cycle_model(name, tmp_path):
+def test_engine_matches_golden_and_cycle_model(name):
     cfg = CONFIGS[name]
-    straight, causal = tmp_path / "straight.npz", tmp_path / "causal.npz"
-    trace_file.save(regression_trace(cfg, seed=3), straight)
-    trace_file.save(regression_trace(cfg, seed=4, causal=True), causal)
-    outcome = run_plan(cfg, make_plan(cfg, [
-        {"trace": str(straight)},
-        {"trace": str(causal), "batches": 2},
-        {"trace": str(straight), "idle": 0.3, "backpressure": 0.5, "batches": 3, "seed": 6},
-    ]))
+    outcome = regression_run(cfg, "engine", "amaranth", seeds=(3, 4, 6), stalled_modes=("early_termination", "dense"))
     assert outcome["mismatches"] == 0, outcome["messages"]
-    for run in outcome["runs"][:2]:
+    for run in outcome["segments"][:2]:
         for mode in ("early_termination", "dense"):
             assert run[mode]["cycles"] == run[mode]["model_cycles"]

@@ -6,11 +6,7 @@ the cycle model."""
 import pytest
 
 from leopard.hw.config import preset
-from leopard.hw.rtl.generate import verilog_text
-from leopard.model.reference import trace as trace_file
-from leopard.verif import simulate
-from leopard.verif.plan import make_plan
-from leopard.verif.scenarios import regression_trace
+from leopard.verif.scenarios import regression_run
 
 CONFIGS = {
     "tiny": preset("tiny"),
@@ -38,20 +34,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(("top", "sim", "name"), CASES)
-def test_rtl(top, sim, name, tmp_path):
+def test_rtl(top, sim, name):
     cfg = CONFIGS[name]
-    straight, causal = tmp_path / "straight.npz", tmp_path / "causal.npz"
-    trace_file.save(regression_trace(cfg, seed=1), straight)
-    trace_file.save(regression_trace(cfg, seed=2, causal=True), causal)
-    plan = make_plan(cfg, top=top, runs=[
-        {"trace": str(straight)},
-        {"trace": str(causal), "batches": 2},
-        {"trace": str(straight), "idle": 0.3, "backpressure": 0.5, "batches": 3, "seed": 4,
-         "modes": ["early_termination"]},
-    ])
-    module, source = verilog_text(cfg, top)
-    results = simulate.run(simulate.build(module, source, sim), simulate.COCOTB_BENCH, plan)
+    results = regression_run(cfg, top, sim)
     assert results["mismatches"] == 0, results["messages"]
-    for run in results["runs"][:2]:
+    for run in results["segments"][:2]:
         for mode in ("early_termination", "dense"):
             assert run[mode]["cycles"] == run[mode]["model_cycles"]

