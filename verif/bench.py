@@ -1,12 +1,12 @@
-"""The testbench of the front-end and whole-engine tops: drives the register bus and the K/V/Q streams,
-collects the output streams, with optional random idle cycles on inputs and back-pressure on outputs.
+"""A cycle-by-cycle Python bench of the front-end and whole-engine tops: drives the register bus and the
+K/V/Q streams and collects the output streams, one call per register access or job. It is the host
+driver's RTL backend (``sw/driver.py``); workloads run on the trace player (``docs/verification.md``).
 
 It runs on any ``SimAccess`` (Amaranth's simulator or cocotb on the emitted Verilog).
 """
 
 from __future__ import annotations
 
-import random
 from collections import deque
 
 import numpy as np
@@ -18,10 +18,8 @@ from leopard.hw.ports import TOPS
 from leopard.hw.regmap import register_map
 from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
 from leopard.verif.access import SimAccess
-
-DRAIN_CYCLES = 4
-"""Cycles with the engine idle and nothing offered on the outputs after which a job is over (more than
-the output FIFOs' write-to-read latency)."""
+from leopard.verif.playback import take_beat
+from leopard.verif.player import DRAIN_CYCLES
 
 
 class Bench:
@@ -33,9 +31,6 @@ class Bench:
         sim: SimAccess,
         *,
         top: str = "engine",
-        seed: int = 0,
-        idle: float = 0.0,
-        backpressure: float = 0.0,
     ) -> None:
         if top not in TOPS:
             raise ValueError(f"unknown top {top!r}")
@@ -43,9 +38,6 @@ class Bench:
         self.sim = sim
         self.top = top
         self.regs = register_map(cfg)
-        self.rng = random.Random(seed)
-        self.idle = idle
-        self.backpressure = backpressure
         self.cycles_run = 0
         self._outputs = ("out",) if top == "engine" else ("kept",)
         if cfg.status_stream:
@@ -94,18 +86,16 @@ class Bench:
         await self.write("SCALE", scale_word, slot)
 
     async def load(self, stream: str, rows: np.ndarray) -> None:
-        """Stream ``rows[j]`` into row ``j`` of the key (``k``) or value (``v``) store, with idle cycles."""
+        """Stream ``rows[j]`` into row ``j`` of the key (``k``) or value (``v``) store."""
         field_name = "key" if stream == "k" else "value"
         pending = deque(range(len(rows)))
+        self.sim.set(f"{stream}__valid", 1)
         while pending:
-            offer = self.rng.random() >= self.idle
-            if offer:
-                j = pending[0]
-                payload = encode(self._layouts[stream], {"index": j, field_name: rows[j].tolist()})
-                self.sim.set(f"{stream}__payload", payload)
-            self.sim.set(f"{stream}__valid", int(offer))
+            j = pending[0]
+            self.sim.set(f"{stream}__payload",
+                         encode(self._layouts[stream], {"index": j, field_name: rows[j].tolist()}))
             await self.sim.settle()
-            if offer and self.sim.get(f"{stream}__ready"):
+            if self.sim.get(f"{stream}__ready"):
                 pending.popleft()
             await self.next_cycle()
         self.sim.set(f"{stream}__valid", 0)
@@ -122,20 +112,14 @@ class Bench:
         self.sim.set("bus__w_data", self.regs["CTRL"].pack(start=1))
         self.sim.set("bus__w_en", 1)
         shown, offering = -1, False
-        ready = dict.fromkeys(self._outputs, True)
         while quiet < DRAIN_CYCLES:
-            offer = bool(pending) and self.rng.random() >= self.idle
+            offer = bool(pending)
             if offer and pending[0] != shown:
                 shown = pending[0]
                 self.sim.set("q__payload", encode(self._layouts["q"], job.queries[shown].tolist()))
             if offer != offering:
                 offering = offer
                 self.sim.set("q__valid", int(offer))
-            for name in self._outputs:
-                accept = self.rng.random() >= self.backpressure
-                if accept != ready[name]:
-                    ready[name] = accept
-                    self.sim.set(f"{name}__ready", int(accept))
             await self.sim.settle()
             if offer and self.sim.get("q__ready"):
                 pending.popleft()
@@ -143,9 +127,8 @@ class Bench:
             for name in self._outputs:
                 if self.sim.get(f"{name}__valid"):
                     offered = True
-                    if ready[name]:
-                        beat = decode(self._layouts[name], self.sim.get(f"{name}__payload"))
-                        getattr(self, f"_take_{name}")(job, beat, result, cycle)
+                    beat = decode(self._layouts[name], self.sim.get(f"{name}__payload"))
+                    take_beat(name, job, beat, result, cycle)
             busy = self.sim.get("busy")
             await self.next_cycle()
             if cycle == 0:
@@ -160,34 +143,3 @@ class Bench:
         for register, name in COUNTERS.items():
             setattr(result, name, await self.read(register))
         return result
-
-    @staticmethod
-    def _take_kept(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
-        result.completed += beat["done"]
-        for entry in beat["keys"]:
-            if entry["valid"]:
-                where = (job.first + entry["query"], entry["key"])
-                result.duplicates += where in result.kept
-                result.kept[where] = entry["score"]
-
-    @staticmethod
-    def _take_status(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
-        for entry in beat["keys"]:
-            if entry["valid"]:
-                where = (job.first + entry["query"], entry["key"])
-                result.duplicates += where in result.status
-                result.status[where] = (entry["planes"], bool(entry["kept"]))
-
-    @staticmethod
-    def _take_out(job: Job, beat: dict, result: JobResult, cycle: int) -> None:
-        query = job.first + beat["query"]
-        if beat["has_key"]:
-            where = (query, beat["key"])
-            result.duplicates += where in result.probs
-            result.probs[where] = beat["prob"]
-        if beat["last"]:
-            result.duplicates += query in result.outputs
-            result.outputs[query] = beat["vector"]
-            result.packet_kept[query] = beat["kept"]
-            result.packet_cycle[query] = cycle
-            result.order.append(query)

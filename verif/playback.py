@@ -144,14 +144,16 @@ def job_results(cfg: EngineConfig, program: Program, lines: list[str]) -> list[J
             break
         elif tag in decoders:
             stream, layout = decoders[tag]
-            _take(stream, program.jobs[len(results) - 1][2], decode(layout, int(fields[1], 16)), results[-1],
-                  stamp - start)
+            beat = decode(layout, int(fields[1], 16))
+            take_beat(stream, program.jobs[len(results) - 1][2], beat, results[-1], stamp - start)
     if len(results) != len(program.jobs):
         raise ValueError(f"the player ran {len(results)} of {len(program.jobs)} jobs")
     return results
 
 
-def _take(stream: str, job: Job, beat: dict[str, Any], result: JobResult, cycle: int) -> None:
+def take_beat(stream: str, job: Job, beat: dict[str, Any], result: JobResult, cycle: int) -> None:
+    """Record one output beat of ``stream`` (``kept``, ``status`` or ``out``), taken ``cycle`` cycles
+    after the job's start, in ``result``."""
     if stream == "kept":
         result.completed += beat["done"]
         for entry in beat["keys"]:
