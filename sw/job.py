@@ -4,6 +4,7 @@ driver's backends: the golden model (``sw/golden_backend.py``) and the simulated
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,32 @@ class JobResult:
     order: list[int] = field(default_factory=list)
     duplicates: int = 0
     """Keys or queries reported twice (always a fault)."""
+
+    def take(self, stream: str, job: Job, beat: dict[str, Any], cycle: int | None = None) -> None:
+        """Record one decoded beat of the ``kept``, ``status`` or ``out`` stream of ``job``, taken
+        ``cycle`` cycles after its start (packet cycles are recorded when given)."""
+        if stream in ("kept", "status"):
+            if stream == "kept":
+                self.completed += beat["done"]
+            for entry in beat["keys"]:
+                if entry["valid"]:
+                    where = (job.first + entry["query"], entry["key"])
+                    seen: dict[tuple[int, int], Any] = self.kept if stream == "kept" else self.status
+                    self.duplicates += where in seen
+                    seen[where] = (entry["score"] if stream == "kept"
+                                   else (entry["planes"], bool(entry["kept"])))
+            return
+        query = job.first + beat["query"]
+        if beat["has_key"]:
+            self.duplicates += (query, beat["key"]) in self.probs
+            self.probs[query, beat["key"]] = beat["prob"]
+        if beat["last"]:
+            self.duplicates += query in self.outputs
+            self.outputs[query] = beat["vector"]
+            self.packet_kept[query] = beat["kept"]
+            if cycle is not None:
+                self.packet_cycle[query] = cycle
+            self.order.append(query)
 
 
 COUNTERS = {

@@ -151,7 +151,7 @@ class UartBackend:
             for stream in outputs:
                 while (beat := await self._pull(stream)) is not None:
                     progressed = True
-                    self._take(stream, job, beat, result)
+                    result.take(stream, job, beat)
             idle = 0 if progressed else idle + 1
             if idle > self.patience:
                 raise LeopardError(f"the engine sent {len(result.outputs)} of {len(job.queries)} packets "
@@ -159,22 +159,3 @@ class UartBackend:
         for register, name in COUNTERS.items():
             setattr(result, name, await self.read(register))
         return result
-
-    @staticmethod
-    def _take(stream: str, job: Job, beat: Any, result: JobResult) -> None:
-        if stream == "status":
-            for entry in beat["keys"]:
-                if entry["valid"]:
-                    where = (job.first + entry["query"], entry["key"])
-                    result.duplicates += where in result.status
-                    result.status[where] = (entry["planes"], bool(entry["kept"]))
-            return
-        query = job.first + beat["query"]
-        if beat["has_key"]:
-            result.duplicates += (query, beat["key"]) in result.probs
-            result.probs[query, beat["key"]] = beat["prob"]
-        if beat["last"]:
-            result.duplicates += query in result.outputs
-            result.outputs[query] = beat["vector"]
-            result.packet_kept[query] = beat["kept"]
-            result.order.append(query)

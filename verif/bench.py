@@ -18,7 +18,6 @@ from leopard.hw.ports import TOPS
 from leopard.hw.regmap import register_map
 from leopard.sw.job import COUNTERS, Job, JobResult, job_registers
 from leopard.verif.access import SimAccess
-from leopard.verif.playback import take_beat
 from leopard.verif.player import DRAIN_CYCLES
 
 
@@ -128,7 +127,7 @@ class Bench:
                 if self.sim.get(f"{name}__valid"):
                     offered = True
                     beat = decode(self._layouts[name], self.sim.get(f"{name}__payload"))
-                    take_beat(name, job, beat, result, cycle)
+                    result.take(name, job, beat, cycle)
             busy = self.sim.get("busy")
             await self.next_cycle()
             if cycle == 0:

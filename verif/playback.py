@@ -145,40 +145,10 @@ def job_results(cfg: EngineConfig, program: Program, lines: list[str]) -> list[J
         elif tag in decoders:
             stream, layout = decoders[tag]
             beat = decode(layout, int(fields[1], 16))
-            take_beat(stream, program.jobs[len(results) - 1][2], beat, results[-1], stamp - start)
+            results[-1].take(stream, program.jobs[len(results) - 1][2], beat, stamp - start)
     if len(results) != len(program.jobs):
         raise ValueError(f"the player ran {len(results)} of {len(program.jobs)} jobs")
     return results
-
-
-def take_beat(stream: str, job: Job, beat: dict[str, Any], result: JobResult, cycle: int) -> None:
-    """Record one output beat of ``stream`` (``kept``, ``status`` or ``out``), taken ``cycle`` cycles
-    after the job's start, in ``result``."""
-    if stream == "kept":
-        result.completed += beat["done"]
-        for entry in beat["keys"]:
-            if entry["valid"]:
-                where = (job.first + entry["query"], entry["key"])
-                result.duplicates += where in result.kept
-                result.kept[where] = entry["score"]
-    elif stream == "status":
-        for entry in beat["keys"]:
-            if entry["valid"]:
-                where = (job.first + entry["query"], entry["key"])
-                result.duplicates += where in result.status
-                result.status[where] = (entry["planes"], bool(entry["kept"]))
-    else:
-        query = job.first + beat["query"]
-        if beat["has_key"]:
-            where = (query, beat["key"])
-            result.duplicates += where in result.probs
-            result.probs[where] = beat["prob"]
-        if beat["last"]:
-            result.duplicates += query in result.outputs
-            result.outputs[query] = beat["vector"]
-            result.packet_kept[query] = beat["kept"]
-            result.packet_cycle[query] = cycle
-            result.order.append(query)
 
 
 def check_results(
