@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import re
 import time
@@ -20,11 +21,13 @@ from typing import Any
 from amaranth.sim import Simulator
 
 from leopard.hw.config import EngineConfig
+from leopard.hw.files import write_atomic
 from leopard.hw.fpga.harness import VerilogCore
 from leopard.hw.ports import top_signature
 from leopard.hw.rtl.generate import component_verilog, top_component, verilog_text
 from leopard.model.reference import golden
 from leopard.verif import playback, simulate
+from leopard.verif import player as player_module
 from leopard.verif.player import TracePlayer
 
 SIMULATORS = ("amaranth", *simulate.SIMULATORS)
@@ -53,10 +56,25 @@ def build(cfg: EngineConfig, top: str, sim: str, *, waves: bool = False,
     """The player (``depth`` program words) around ``top``'s emitted Verilog, compiled for ``sim``
     (cached by both texts)."""
     name, source = verilog_text(cfg, top)
-    player = TracePlayer(cfg, VerilogCore(name, source, top_signature(cfg, top)), depth=depth)
-    compiled = simulate.build(PLAYER, component_verilog(player, PLAYER), sim, waves=waves,
+    compiled = simulate.build(PLAYER, _player_verilog(cfg, top, name, source, depth), sim, waves=waves,
                               others={name: source})
     return PlayerBuild(compiled, top, name, hashlib.sha256(source.encode()).hexdigest(), depth)
+
+
+def _player_verilog(cfg: EngineConfig, top: str, name: str, source: str, depth: int) -> str:
+    """The player's Verilog around ``name``, kept in the build folder by what it is made of (the
+    top's Verilog, the config, the depth, and the player's and the Verilog core's own code): writing a
+    deep program memory out takes Amaranth and Yosys a minute."""
+    made_of = [source, cfg.to_json(), top, str(depth), inspect.getsource(player_module),
+               inspect.getsource(VerilogCore)]
+    key = hashlib.sha256("\n".join(made_of).encode()).hexdigest()[:16]
+    path = simulate.build_root() / f"{PLAYER}-{key}.v"
+    if path.exists():
+        return path.read_text()
+    player = TracePlayer(cfg, VerilogCore(name, source, top_signature(cfg, top)), depth=depth)
+    text = component_verilog(player, PLAYER)
+    write_atomic(path, text)
+    return text
 
 
 def depth_for(words: int) -> int:
@@ -167,8 +185,9 @@ def launch(
 
 
 def split(cfg: EngineConfig, top: str, problems: golden.Problems, work: playback.Workload,
-          size: int, words: int = PROGRAM_DEPTH - 1) -> list[playback.Workload]:
-    """``work`` as launches of at most ``size`` problems whose programs take at most ``words`` words."""
+          size: int, words: int = PROGRAM_DEPTH - 1) -> list[tuple[playback.Workload, int]]:
+    """``work`` as launches of at most ``size`` problems whose programs take at most ``words`` words;
+    each with its program's length."""
     parts = []
     pending = list(work.problems)
     while pending:
@@ -176,9 +195,10 @@ def split(cfg: EngineConfig, top: str, problems: golden.Problems, work: playback
         while True:
             part = playback.Workload(tuple(pending[:take]), work.modes, work.batches, work.idle,
                                      work.backpressure, work.seed)
-            if len(playback.compile_program(cfg, top, problems, part).words) <= words or take == 1:
+            length = len(playback.compile_program(cfg, top, problems, part).words)
+            if length <= words or take == 1:
                 break
             take = max(1, take // 2)
-        parts.append(part)
+        parts.append((part, length))
         pending = pending[take:]
     return parts

@@ -33,7 +33,7 @@ def simulate_trace(
     parts = player_sim.split(cfg, top, problems, every, problems.count if waves_dir else chunk, budget)
     started = time.perf_counter()
     progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's hash)")
-    words = max(len(playback.compile_program(cfg, top, problems, part).words) for part in parts)
+    words = max(length for _, length in parts)
     compiled = player_sim.build(cfg, top, sim, waves=waves_dir is not None,
                                 depth=player_sim.depth_for(2 * words + 2 if stalls else words + 1))
     totals: dict[str, Any] = {
@@ -41,7 +41,7 @@ def simulate_trace(
         "job_cycles": 0, "sim_cycles": 0, "load_seconds": 0.0, "run_seconds": 0.0, "check_seconds": 0.0,
         "build_seconds": time.perf_counter() - started, "core_sha256": compiled.core_sha256,
     }
-    for index, part in enumerate(parts, 1):
+    for index, (part, _) in enumerate(parts, 1):
         segments = [player_sim.Segment(problems, expected, part)]
         if stalls:
             segments.append(player_sim.Segment(problems, expected, playback.Workload(
