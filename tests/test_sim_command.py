@@ -37,7 +37,7 @@ def test_sim_twice_gives_identical_reports(trace_path, tmp_path):
     assert first.read_bytes() == second.read_bytes()
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_waves_are_written_beside_the_report(sim, trace_path, tmp_path):
     out = tmp_path / "sim.json"
     assert main(["sim", "--trace", str(trace_path), "--sim", sim, "--out", str(out), "--waves"]) == 0

@@ -35,7 +35,7 @@ PLAYER = "leopard_player"
 PROGRAM_DEPTH = 1 << 15
 """The most program words a Verilog build of the player holds; a longer workload takes several
 launches."""
-MIN_DEPTH = 1 << 12
+MIN_DEPTH = 1 << 10
 PRINTED = re.compile(r"^[WRksoE] [0-9a-f]+")
 COCOTB_PLAYER = "leopard.verif.cocotb_player"
 
