@@ -17,11 +17,20 @@ def encode(layout: Any, value: Any) -> int:
 _ENCODERS: dict[int, tuple[Any, Callable[[Any], int]]] = {}
 
 
+def _kept(cache: dict[int, tuple[Any, Callable]], layout: Any, make: Callable[[Any], Callable]) -> Callable:
+    """``make(layout)``, made once per layout object and kept in ``cache``."""
+    known = cache.get(id(layout))
+    if known is None or known[0] is not layout:
+        known = cache[id(layout)] = (layout, make(layout))
+    return known[1]
+
+
 def encoder(layout: Any) -> Callable[[Any], int]:
     """``encode`` for one layout, its field offsets and widths worked out once (kept per layout)."""
-    known = _ENCODERS.get(id(layout))
-    if known is not None and known[0] is layout:
-        return known[1]
+    return _kept(_ENCODERS, layout, _make_encoder)
+
+
+def _make_encoder(layout: Any) -> Callable[[Any], int]:
     if isinstance(layout, data.Layout):
         parts = [(key, field.offset, encoder(field.shape)) for key, field in layout]
 
@@ -35,7 +44,6 @@ def encoder(layout: Any) -> Callable[[Any], int]:
 
         def function(value: Any) -> int:
             return int(value) & mask
-    _ENCODERS[id(layout)] = (layout, function)
     return function
 
 
@@ -49,9 +57,10 @@ _DECODERS: dict[int, tuple[Any, Callable[[int], Any]]] = {}
 
 def decoder(layout: Any) -> Callable[[int], Any]:
     """``decode`` for one layout, its field offsets and widths worked out once (kept per layout)."""
-    known = _DECODERS.get(id(layout))
-    if known is not None and known[0] is layout:
-        return known[1]
+    return _kept(_DECODERS, layout, _make_decoder)
+
+
+def _make_decoder(layout: Any) -> Callable[[int], Any]:
     if isinstance(layout, data.Layout):
         parts = [(key, field.offset, decoder(field.shape)) for key, field in layout]
         if isinstance(layout, data.ArrayLayout):
@@ -72,5 +81,4 @@ def decoder(layout: Any) -> Callable[[int], Any]:
         else:
             def function(bits: int) -> Any:
                 return bits & mask
-    _DECODERS[id(layout)] = (layout, function)
     return function
