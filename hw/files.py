@@ -1,31 +1,115 @@
 """Reading JSON inputs with one-line errors, and writing output files so that a failure never leaves a
-partial file behind."""
+partial file behind: each file atomically, and all the files of one command together
+(``all_or_nothing``)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from leopard.hw.errors import LeopardError
+from leopard.hw.resources import check_memory
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it."""
+@dataclass
+class _OutputSet:
+    """What one ``all_or_nothing`` block has written so far: files staged beside their targets,
+    folders waiting to be published, folders it created, and staging folders written in place."""
+
+    files: dict[Path, Path] = field(default_factory=dict)
+    folders: list[tuple[Path, Path]] = field(default_factory=list)
+    created: list[Path] = field(default_factory=list)
+    in_place: list[Path] = field(default_factory=list)
+
+    def writes_in_place(self, path: Path) -> bool:
+        return any(path.is_relative_to(folder) for folder in self.in_place)
+
+    def commit(self) -> None:
+        for target, temporary in self.files.items():
+            os.replace(temporary, target)
+        for staging, out in self.folders:
+            _replace_folder(staging, out)
+
+    def discard(self) -> None:
+        for temporary in self.files.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+_CURRENT: contextvars.ContextVar[_OutputSet | None] = contextvars.ContextVar("leopard_outputs", default=None)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Inside this block every ``write_atomic`` (but caches) stages its file beside the target and
+    every ``publish_folder`` waits; when the block ends normally all of them are renamed into place,
+    when it raises none is, the staged files are removed and so are the folders it created. Blocks
+    nest: an inner block commits on its own."""
+    outputs = _OutputSet()
+    token = _CURRENT.set(outputs)
+    try:
+        yield
+    except BaseException:
+        outputs.discard()
+        raise
+    else:
+        outputs.commit()
+    finally:
+        _CURRENT.reset(token)
+
+
+def _make_parents(folder: Path, outputs: _OutputSet | None) -> None:
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    if outputs is not None:
+        outputs.created.extend(reversed(missing))
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, cache: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it: at once
+    for a ``cache`` (build caches, checkpoints, resumable work), else when the enclosing
+    ``all_or_nothing`` block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = _CURRENT.get()
+    if cache or (outputs is not None and outputs.writes_in_place(path)):
+        outputs = None
     payload = data.encode() if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        _make_parents(path.parent, outputs)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as problem:
+        raise LeopardError(f"cannot write {path}: {problem.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
+        if outputs is None:
+            os.replace(temporary, path)
+            return
+        previous = outputs.files.pop(path, None)
+        if previous is not None:
+            os.unlink(previous)
+        outputs.files[path] = Path(temporary)
+    except BaseException as problem:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(problem, OSError):
+            raise LeopardError(f"cannot write {path}: {problem.strerror}") from None
         raise
 
 
@@ -40,8 +124,8 @@ def json_text(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
 
 
-def write_json(path: str | Path, value: Any) -> None:
-    write_atomic(path, json_text(value))
+def write_json(path: str | Path, value: Any, *, cache: bool = False) -> None:
+    write_atomic(path, json_text(value), cache=cache)
 
 
 def parse_json(text: str, what: str, error: type[LeopardError] = LeopardError) -> Any:
@@ -75,6 +159,65 @@ def read_json(path: str | Path, what: str, *, expect: type | None = dict) -> Any
     return value
 
 
+def write_npz(fields: dict[str, np.ndarray], path: str | Path) -> None:
+    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in fields.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    write_atomic(path, buffer.getvalue())
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npz(path: str | Path, what: str, error: type[LeopardError] = LeopardError) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` file ``path`` (a ``what``: "trace", "export"), read without pickles;
+    refused before decompressing when they would not fit in memory; any problem with the file is one
+    ``error`` line naming it."""
+    path = Path(path)
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(len(NPY_MAGIC))
+            if head == NPY_MAGIC:
+                raise error(f"{what} {path} is a bare .npy array, not an .npz archive of named arrays")
+            stream.seek(0)
+            return _npz_members(zipfile.ZipFile(stream), path, what, error)
+    except FileNotFoundError:
+        raise error(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a folder, not an .npz file") from None
+    except zipfile.BadZipFile:
+        raise error(f"{what} {path} is not an .npz file (not a zip archive of .npy arrays)") from None
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
+
+
+def _npz_members(archive: zipfile.ZipFile, path: Path, what: str,
+                 error: type[LeopardError]) -> dict[str, np.ndarray]:
+    members = archive.infolist()
+    for info in members:
+        if not info.filename.endswith(".npy"):
+            raise error(f"{what} {path}: member {info.filename!r} is not a .npy array")
+    check_memory(sum(info.file_size for info in members), f"reading {what} {path}",
+                 "use a smaller file or raise the limit")
+    fields = {}
+    for info in members:
+        name = info.filename.removesuffix(".npy")
+        try:
+            with archive.open(info) as member:
+                fields[name] = np.lib.format.read_array(member, allow_pickle=False)
+        except Exception as problem:  # a damaged member fails in zlib, zipfile, the header parser or NumPy
+            raise error(f"{what} {path}: member {name!r} is damaged or not a plain array "
+                        f"({type(problem).__name__}: {str(problem).splitlines()[0] if str(problem) else ''})"
+                        ) from None
+    return fields
+
+
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
                bool: "boolean", type(None): "null"}
 
@@ -87,13 +230,25 @@ def staging_folder(out: Path, *, fresh: bool = False) -> Path:
     staging = out.with_name(out.name + ".partial")
     if fresh:
         shutil.rmtree(staging, ignore_errors=True)
+    outputs = _CURRENT.get()
+    if outputs is not None:
+        outputs.in_place.append(staging)
     return staging
 
 
 def publish_folder(staging: Path, out: Path, *, drop: tuple[str, ...] = ()) -> None:
-    """Replace ``out`` by the finished ``staging`` folder, less its entries named in ``drop``."""
+    """Replace ``out`` by the finished ``staging`` folder, less its entries named in ``drop``: when the
+    enclosing ``all_or_nothing`` block succeeds, or at once outside one."""
     for name in drop:
         shutil.rmtree(staging / name)
+    outputs = _CURRENT.get()
+    if outputs is None:
+        _replace_folder(staging, out)
+    else:
+        outputs.folders.append((staging, out))
+
+
+def _replace_folder(staging: Path, out: Path) -> None:
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -6,11 +6,13 @@ import argparse
 import sys
 
 from leopard.hw.errors import LeopardError
+from leopard.hw.files import all_or_nothing
 from leopard.scripts import (
     demo,
     fpga_commands,
     golden_commands,
     lever_commands,
+    paths,
     rtl_commands,
     run_report,
     train_commands,
@@ -38,10 +40,13 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; user errors print one line and return 2."""
+    """Run one command: its paths checked first, its output files written all together or not at all;
+    user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        paths.check(args)
+        with all_or_nothing():
+            return args.run(args) or 0
     except LeopardError as error:
         print(f"leopard {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
+from collections.abc import Callable
 
 from leopard.hw.config import MICROARCHITECTURE, EngineConfig, preset
 from leopard.hw.errors import LeopardError
@@ -51,3 +53,41 @@ def load_trace(args: argparse.Namespace) -> trace_file.Trace:
 def progress(message: str) -> None:
     """One line of progress on standard error (standard output stays the result)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[minimum, maximum]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            span = f"at least {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+    return parse
+
+
+def number(minimum: float | None = None, maximum: float | None = None, *,
+           above: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number, at least ``minimum``, above ``above``, at most ``maximum``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if ((minimum is not None and value < minimum) or (above is not None and value <= above)
+                or (maximum is not None and value > maximum)):
+            low = f"≥ {minimum:g}" if minimum is not None else f"> {above:g}" if above is not None else ""
+            high = f"≤ {maximum:g}" if maximum is not None else ""
+            span = " and ".join(filter(None, (low, high)))
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value:g}")
+        return value
+    return parse
+
+
+SEED = integer(0, 2**32 - 1)
+"""Seeds of NumPy and torch generators."""

@@ -20,6 +20,8 @@ from pathlib import Path
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model.reference.run_report import summarize
+from leopard.scripts.common import integer
+from leopard.scripts.paths import Output, declare
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "training"
 EXPORT = RESULTS / "export-lambda-0.4.npz"
@@ -45,9 +47,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", metavar="RUN_DIR", help="default: runs/demo")
     parser.add_argument("--export", default=str(EXPORT), metavar="EXPORT",
                         help="the exported model (default: the shipped λ = 0.4 export)")
-    parser.add_argument("--sentences", type=int, default=4, metavar="N",
+    parser.add_argument("--sentences", type=integer(1), default=4, metavar="N",
                         help="held-out sentences traced through the RTL (default: 4)")
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    declare(parser, inputs=("export",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_demo)
 
 
@@ -70,8 +73,6 @@ def run_demo(args: argparse.Namespace) -> int:
     export = Path(args.export)
     if not export.exists():
         raise LeopardError(f"export {export} not found; produce one with `leopard train` (docs/training.md)")
-    if args.sentences < 1:
-        raise LeopardError(f"--sentences must be at least 1, got {args.sentences}")
     run.mkdir(parents=True, exist_ok=True)
     if SWEEP.exists():
         shutil.copyfile(SWEEP, run / "sweep.json")

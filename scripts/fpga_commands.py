@@ -14,7 +14,8 @@ from leopard.hw.files import read_json, write_json
 from leopard.hw.fpga import board as board_flow
 from leopard.hw.fpga import flow, synth, synth_report
 from leopard.hw.rtl.generate import TOPS
-from leopard.scripts.common import add_config_options, config_from_args, progress
+from leopard.scripts.common import add_config_options, config_from_args, integer, number, progress
+from leopard.scripts.paths import Output, declare
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "results" / "fpga" / "baseline.json"
 
@@ -23,14 +24,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "synth", help="FPGA resources and Fmax (YoWASP yosys + nextpnr), one lane count or a sweep")
     add_config_options(parser)
-    parser.add_argument("--lanes", type=int, nargs="+", metavar="L",
+    parser.add_argument("--lanes", type=integer(1), nargs="+", metavar="L",
                         help="lane counts to implement (default: the config's); several make a sweep "
                              "with the fixed cost, the area per lane and a plot")
     parser.add_argument("--target", required=True, choices=sorted(synth.TARGETS))
     parser.add_argument("--tops", nargs="+", choices=sorted(TOPS), default=["frontend", "engine"],
                         help="designs to implement (default: both)")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    parser.add_argument("--seed", type=integer(0), default=1, help="nextpnr seed (default 1)")
     parser.add_argument("--out", required=True, metavar="DIR")
+    declare(parser, inputs=("config",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_synth)
 
     parser = commands.add_parser(
@@ -38,6 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", default=str(DEFAULT_BASELINE), metavar="FILE.json")
     parser.add_argument("--update", action="store_true",
                         help="write the measured counts as the new baseline instead of checking")
+    declare(parser, inputs=("baseline",))
     parser.set_defaults(run=run_synth_baseline)
 
     _register_board(commands)
@@ -48,13 +51,14 @@ def _register_board(commands: argparse._SubParsersAction) -> None:
         "build-board", help="a bitstream of the engine with a UART bridge for a real board")
     parser.add_argument("--board", required=True, choices=sorted(board_flow.BOARDS))
     add_config_options(parser, default=board_flow.DEFAULT_PRESET)
-    parser.add_argument("--lanes", type=int, metavar="L", help="lane count (default: the config's)")
-    parser.add_argument("--clock-mhz", type=float, default=board_flow.DEFAULT_CLOCK_MHZ,
+    parser.add_argument("--lanes", type=integer(1), metavar="L", help="lane count (default: the config's)")
+    parser.add_argument("--clock-mhz", type=number(above=0), default=board_flow.DEFAULT_CLOCK_MHZ,
                         help=f"engine clock made by the PLL (default {board_flow.DEFAULT_CLOCK_MHZ:g})")
-    parser.add_argument("--baud", type=int, default=board_flow.DEFAULT_BAUD,
+    parser.add_argument("--baud", type=integer(1), default=board_flow.DEFAULT_BAUD,
                         help=f"UART bit rate (default {board_flow.DEFAULT_BAUD})")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    parser.add_argument("--seed", type=integer(0), default=1, help="nextpnr seed (default 1)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/board-BOARD)")
+    declare(parser, inputs=("config",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_build_board)
 
 

@@ -9,37 +9,42 @@ from pathlib import Path
 from leopard.hw.files import write_atomic, write_json
 from leopard.model.reference import cycles, golden, report, synthetic
 from leopard.model.reference import trace as trace_file
-from leopard.scripts.common import add_config_options, config_from_args, load_trace
+from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, load_trace, number
+from leopard.scripts.paths import Output, declare
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("config", help="print an engine config as JSON")
     add_config_options(parser)
     parser.add_argument("--out", metavar="FILE", help="also write it to FILE")
+    declare(parser, inputs=("config",), outputs=(Output("out"),))
     parser.set_defaults(run=run_config)
 
     parser = commands.add_parser("trace-random", help="write a synthetic attention trace")
     add_config_options(parser)
     parser.add_argument("--out", required=True, metavar="FILE.npz")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--problems", type=int, default=4)
-    parser.add_argument("--length", type=int, help="tokens per problem (default: max_seq_len)")
-    parser.add_argument("--prune-fraction", type=float, default=0.8)
+    parser.add_argument("--seed", type=SEED, required=True)
+    parser.add_argument("--problems", type=integer(1), default=4)
+    parser.add_argument("--length", type=integer(1), help="tokens per problem (default: max_seq_len)")
+    parser.add_argument("--prune-fraction", type=number(0, 1), default=0.8)
     parser.add_argument("--causal", action="store_true")
+    declare(parser, inputs=("config",), outputs=(Output("out"),))
     parser.set_defaults(run=run_trace_random)
 
     parser = commands.add_parser("golden", help="run the golden model on a trace, write its report")
     add_config_options(parser, default=None)
     parser.add_argument("--trace", required=True, metavar="FILE.npz")
     parser.add_argument("--out", required=True, metavar="REPORT.json")
+    declare(parser, inputs=("config", "trace"), outputs=(Output("out"),))
     parser.set_defaults(run=run_golden)
 
     parser = commands.add_parser("bench-golden", help="measure the golden model's throughput")
     add_config_options(parser)
-    parser.add_argument("--problems", type=int, default=16)
-    parser.add_argument("--length", type=int, help="tokens per problem (default: max_seq_len)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--problems", type=integer(1), default=16)
+    parser.add_argument("--length", type=integer(1), help="tokens per problem (default: max_seq_len)")
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--out", default="runs/bench-golden.json", metavar="FILE.json")
+    declare(parser, inputs=("config",), outputs=(Output("out"),))
     parser.set_defaults(run=run_bench_golden)
 
 
@@ -62,6 +67,7 @@ def run_trace_random(args: argparse.Namespace) -> None:
 
 def run_golden(args: argparse.Namespace) -> None:
     trace = load_trace(args)
+    golden.check_report_memory(trace)
     figures = report.golden_report(trace.config, trace.problems())
     print(report.table(figures))
     write_json(args.out, figures)

@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 
 from leopard.model.training.runtime import torch_ready
-from leopard.scripts.common import progress
+from leopard.scripts.common import integer, progress
+from leopard.scripts.paths import Output, declare
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--work", default="runs/levers", metavar="DIR",
                         help="per-variant traces and evaluations, reused when unchanged "
                              "(default: runs/levers)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
+    declare(parser, inputs=("manifest",), outputs=(Output("out", folder=True), Output("work", folder=True)))
     parser.set_defaults(run=run_bench_levers)
 
 

@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic, write_json
+from leopard.hw.regmap import register_map
 from leopard.hw.rtl.generate import TOPS, generate
 from leopard.model.reference import report
-from leopard.scripts.common import add_config_options, config_from_args, load_trace, progress
+from leopard.scripts.common import add_config_options, config_from_args, integer, load_trace, progress
+from leopard.scripts.paths import Output, declare
 from leopard.sw import codegen
 from leopard.verif import player_sim, simulate, trace_sim
 
@@ -21,6 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--top", choices=sorted(TOPS), default="engine",
                         help="the whole head (default) or the QK front end alone")
+    declare(parser, inputs=("config",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_generate)
 
     parser = commands.add_parser(
@@ -33,34 +35,36 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--waves", action="store_true", help="write FST waveforms beside the report")
     parser.add_argument("--stalls", action="store_true",
                         help="also run with random idle inputs and back-pressure (values checked)")
-    parser.add_argument("--chunk", type=int, default=1024, metavar="P",
+    parser.add_argument("--chunk", type=integer(1), default=1024, metavar="P",
                         help="at most P problems per simulator launch (fewer when the player's program "
                              "memory is full; progress is shown per launch)")
+    declare(parser, inputs=("config", "trace"), outputs=(Output("out", beside=(".timing.json",)),))
     parser.set_defaults(run=run_sim)
 
     parser = commands.add_parser("bench-sim", help="simulated cycles per second of each simulator")
     add_config_options(parser)
-    parser.add_argument("--problems", type=int, default=16, help="synthetic problems (default 16)")
-    parser.add_argument("--length", type=int, default=64, help="tokens per problem (default 64)")
+    parser.add_argument("--problems", type=integer(1), default=16, help="synthetic problems (default 16)")
+    parser.add_argument("--length", type=integer(1), default=64, help="tokens per problem (default 64)")
     parser.add_argument("--sims", nargs="+", choices=player_sim.SIMULATORS,
                         default=list(player_sim.SIMULATORS),
                         help="simulators to measure (default: all three)")
     parser.add_argument("--out", default="runs/bench-sim.json", metavar="FILE.json",
                         help="the rows as JSON, and a Markdown table beside it (.md)")
+    declare(parser, inputs=("config",), outputs=(Output("out", beside=(".md",)),))
     parser.set_defaults(run=run_bench_sim)
 
 
 def run_generate(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
-    for path in [*generate(cfg, args.out, args.top), *codegen.write_host_files(args.out)]:
+    written = generate(cfg, args.out, args.top)
+    written += codegen.write_host_files(args.out, register_map(cfg).to_dict())
+    for path in written:
         print(f"wrote {path}")
 
 
 def run_sim(args: argparse.Namespace) -> int:
     trace = load_trace(args)
     simulate.check_simulator(args.sim)
-    if args.chunk < 1:
-        raise LeopardError(f"--chunk must be at least 1, got {args.chunk}")
     out = Path(args.out)
     figures, timings, measured = trace_sim.simulate_trace_file(
         trace, args.sim, chunk=args.chunk, waves_dir=out.parent if args.waves else None,
@@ -87,8 +91,6 @@ def run_bench_sim(args: argparse.Namespace) -> None:
     from leopard.verif.throughput import simulator_rates, table
 
     cfg = config_from_args(args)
-    if args.problems < 1 or args.length < 1:
-        raise LeopardError("--problems and --length must be at least 1")
     rows = simulator_rates(cfg, problems=args.problems, length=min(args.length, cfg.max_seq_len),
                            simulators=tuple(args.sims), progress=progress)
     text = table(rows)

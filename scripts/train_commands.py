@@ -12,7 +12,8 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model.reference import levers, report
 from leopard.model.training.runtime import torch_ready
-from leopard.scripts.common import add_config_options, config_from_args
+from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, number
+from leopard.scripts.paths import Output, declare
 
 if TYPE_CHECKING:
     from leopard.model.training.data import Dataset, DataSpec, Examples
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from leopard.model.training.train import TrainSettings
 
 DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
+PERCENTILE = number(above=0, maximum=100)
+
+
 def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
     if override:
         parser.add_argument("--data", metavar="FILE",
@@ -32,25 +36,26 @@ def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> Non
     add("--label-column", default="label", metavar="NAME", help="for --data FILE (default: label)")
     add("--group-column", metavar="NAME",
         help="for --data FILE: rows of one group stay on one side of the split (default: split by row)")
-    add("--split-seed", type=int, default=0, help="seed of the train/test split (default: 0)")
-    add("--test-fraction", type=float, default=0.2, help="share of groups held out (default: 0.2)")
-    add("--max-tokens", type=int, default=64, help="tokens per sentence with [CLS] and [SEP] (default: 64)")
+    add("--split-seed", type=SEED, default=0, help="seed of the train/test split (default: 0)")
+    add("--test-fraction", type=number(above=0), default=0.2, help="share of groups held out (default: 0.2)")
+    add("--max-tokens", type=integer(3), default=64,
+        help="tokens per sentence with [CLS] and [SEP] (default: 64)")
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser)
     _add_data_options(parser, override=False)
     add = parser.add_argument
-    add("--epochs", type=float, default=DEFAULTS["epochs"],
+    add("--epochs", type=number(0), default=DEFAULTS["epochs"],
         help="fine-tuning length in passes over the training sentences (default: 0.5)")
-    add("--soft-steps", type=int, default=200, help="steps with soft thresholds (default: 200)")
-    add("--hard-steps", type=int, default=100, help="steps with hard thresholds (default: 100)")
-    add("--theta-lr", type=float, default=0.02, help="thresholds' learning rate (default: 0.02)")
-    add("--seed", type=int, default=DEFAULTS["seed"], help="training seed (default: 0)")
+    add("--soft-steps", type=integer(2), default=200, help="steps with soft thresholds (default: 200)")
+    add("--hard-steps", type=integer(0), default=100, help="steps with hard thresholds (default: 100)")
+    add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
+    add("--seed", type=SEED, default=DEFAULTS["seed"], help="training seed (default: 0)")
     add("--model", metavar="DIR", help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
-    add("--train-threads", dest="train_threads", type=int, default=1, metavar="N",
+    add("--train-threads", dest="train_threads", type=integer(1), default=1, metavar="N",
         help="torch threads; the trained weights depend on it (default: 1)")
-    add("--plane-cost", type=float, default=0.0, metavar="W",
+    add("--plane-cost", type=number(0), default=0.0, metavar="W",
         help="weight of the bit-plane proxy in the loss: cost-aware training (default: 0, off)")
     add("--plane-proxy", default="log", choices=("log", "sigmoid"),
         help="the differentiable planes proxy of --plane-cost (default: log)")
@@ -63,12 +68,12 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--clip-percentile", type=float, default=levers.DEFAULT_CLIP_PERCENTILE, metavar="P",
+    add("--clip-percentile", type=PERCENTILE, default=levers.DEFAULT_CLIP_PERCENTILE, metavar="P",
         help="keys saturate at this percentile of |k| per head: outlier-aware quantization "
              "(default: %(default)g; 100: the largest value)")
-    add("--clip-q-percentile", type=float, default=100.0, metavar="P",
+    add("--clip-q-percentile", type=PERCENTILE, default=100.0, metavar="P",
         help="queries saturate at this percentile of |q| per head (default: 100, the largest value)")
-    add("--key-block", type=int, default=levers.DEFAULT_KEY_BLOCK, metavar="G",
+    add("--key-block", type=integer(0), default=levers.DEFAULT_KEY_BLOCK, metavar="G",
         help="key channels sharing one scale, folded into the query: finer key scaling "
              "(default: %(default)s, per channel; 0: one scale per head)")
 
@@ -76,12 +81,13 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="fine-tune MiniLM, learn per-head thresholds, export")
     _add_train_options(parser)
-    parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULTS["lam"],
+    parser.add_argument("--lambda", dest="lam", type=number(0), default=DEFAULTS["lam"],
                         help="weight of the mean keep-mask in the loss (default: 0.2)")
     parser.add_argument("--dense-control", action="store_true",
                         help="train on the same schedule without thresholds (the unpruned control)")
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
                         help="run folder: checkpoints, export.npz, reports; resumed when present")
+    declare(parser, inputs=("config", "data", "model"), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_train)
 
     parser = commands.add_parser("sweep", help="train for several λ, write the trade-off table and plots")
@@ -89,6 +95,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lambdas", default="0.05,0.1,0.2,0.4,0.8", metavar="L1,L2,…",
                         help="comma-separated λ values (default: 0.05,0.1,0.2,0.4,0.8)")
     parser.add_argument("--out", default="runs/sweep", metavar="DIR")
+    declare(parser, inputs=("config", "data", "model"), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_sweep)
 
     parser = commands.add_parser("requantize", help="quantize an export again (other clipping or key scales)")
@@ -96,7 +103,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_quant_options(parser)
     _add_data_options(parser, override=True)
     parser.add_argument("--out", required=True, metavar="NEW.npz", help="the requantized export")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
+    declare(parser, inputs=("export", "data"), outputs=(Output("out"),))
     parser.set_defaults(run=run_requantize)
 
     parser = commands.add_parser("evaluate", help="accuracy and pruning of an exported model")
@@ -104,17 +112,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_options(parser, default=None)
     _add_data_options(parser, override=True)
     parser.add_argument("--out", metavar="REPORT.json", help="also write the report here")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
+    declare(parser, inputs=("export", "config", "data"), outputs=(Output("out"),))
     parser.set_defaults(run=run_evaluate)
 
     parser = commands.add_parser("trace", help="attention trace of real held-out sentences")
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
     add_config_options(parser, default=None)
     _add_data_options(parser, override=True)
-    parser.add_argument("--sentences", type=int, required=True, metavar="N", help="test sentences to trace")
-    parser.add_argument("--seed", type=int, default=0, help="which sentences (default: 0)")
+    parser.add_argument("--sentences", type=integer(1), required=True, metavar="N",
+                        help="test sentences to trace")
+    parser.add_argument("--seed", type=SEED, default=0, help="which sentences (default: 0)")
     parser.add_argument("--out", required=True, metavar="FILE.npz")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
+    declare(parser, inputs=("export", "config", "data"), outputs=(Output("out"),))
     parser.set_defaults(run=run_trace)
 
 
@@ -125,8 +136,6 @@ def _spec(args: argparse.Namespace) -> DataSpec:
         spec = data.DataSpec()
     else:
         spec = data.user_spec(args.data, args.text_column, args.label_column, args.group_column)
-    if args.max_tokens < 3:
-        raise LeopardError(f"--max-tokens must be at least 3, got {args.max_tokens}")
     return replace(spec, seed=args.split_seed, test_fraction=args.test_fraction, max_tokens=args.max_tokens)
 
 

@@ -3,7 +3,6 @@ address, field or parameter value is ever typed twice."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +79,10 @@ def python_module(regmap: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_host_files(out_dir: str | Path) -> list[Path]:
-    """``leopard_regs.h`` and ``leopard_regs.py`` from the ``regmap.json`` in ``out_dir``."""
+def write_host_files(out_dir: str | Path, regmap: dict[str, Any]) -> list[Path]:
+    """``leopard_regs.h`` and ``leopard_regs.py`` in ``out_dir`` from ``regmap`` (``regmap.json``'s
+    contents)."""
     folder = Path(out_dir)
-    regmap = json.loads((folder / "regmap.json").read_text())
     files = {folder / "leopard_regs.h": c_header(regmap), folder / "leopard_regs.py": python_module(regmap)}
     for path, text in files.items():
         write_atomic(path, text)

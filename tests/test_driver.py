@@ -72,7 +72,7 @@ def test_driver_refuses_out_of_range_thresholds():
 def test_generated_c_header_compiles_and_matches_the_register_map(name, tmp_path):
     cfg = preset(name)
     generate(cfg, tmp_path, "frontend")
-    codegen.write_host_files(tmp_path)
+    codegen.write_host_files(tmp_path, register_map(cfg).to_dict())
     binary = tmp_path / "program_job"
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", str(tmp_path), str(EXAMPLE), "-o", str(binary)],
                    check=True)
@@ -87,7 +87,7 @@ def test_generated_c_header_compiles_and_matches_the_register_map(name, tmp_path
 def test_generated_python_module_matches_the_register_map(tmp_path):
     cfg = preset("minilm")
     generate(cfg, tmp_path, "frontend")
-    codegen.write_host_files(tmp_path)
+    codegen.write_host_files(tmp_path, register_map(cfg).to_dict())
     constants = {}
     exec((tmp_path / "leopard_regs.py").read_text(), constants)
     regs = register_map(cfg)

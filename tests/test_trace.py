@@ -83,7 +83,7 @@ def test_malformed_fields_are_named(trace_path, tmp_path, changes, message):
 def test_a_truncated_file_is_refused(trace_path, tmp_path):
     cut = tmp_path / "cut.npz"
     cut.write_bytes(trace_path.read_bytes()[:300])
-    with pytest.raises(trace_file.TraceError, match=r"not a readable \.npz file"):
+    with pytest.raises(trace_file.TraceError, match=r"is not an \.npz file"):
         trace_file.load(cut)
 
 
@@ -96,7 +96,7 @@ def test_files_are_written_with_the_usual_permissions(tmp_path):
 def test_not_an_npz(tmp_path):
     path = tmp_path / "x.npz"
     path.write_text("hello")
-    with pytest.raises(trace_file.TraceError, match=r"not a readable \.npz file"):
+    with pytest.raises(trace_file.TraceError, match=r"is not an \.npz file"):
         trace_file.load(path)
 
 
@@ -145,7 +145,7 @@ def test_golden_runs_a_trace_on_another_microarchitecture(trace_path, tmp_path):
     """Lanes and zero-plane skipping change the cycles and planes, not the decisions or the scores."""
     trace = trace_file.load(trace_path)
     other = trace.config.replace(lanes=trace.config.lanes + 1, skip_zero_planes=True)
-    config = tmp_path / "other.json"
+    config = tmp_path / "other-config.json"
     config.write_text(other.to_json())
     reports = {}
     for name, extra in (("own", []), ("other", ["--config", str(config)])):

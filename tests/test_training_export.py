@@ -100,14 +100,14 @@ def test_an_unreadable_export_is_a_one_line_error(tmp_path, capsys):
     assert main(["trace", str(junk), "--sentences", "1", "--out", str(tmp_path / "t.npz")]) == 2
     assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
     errors = capsys.readouterr().err.splitlines()
-    assert "not a readable .npz file" in errors[0] and "no such file" in errors[1]
+    assert "is not an .npz file" in errors[0] and "no such file" in errors[1]
     assert not (tmp_path / "t.npz").exists()
 
 
 def test_a_truncated_export_is_a_one_line_error(trained, tmp_path):
     cut = tmp_path / "cut.npz"
     cut.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
-    with pytest.raises(export.ExportError, match=r"not a readable \.npz file"):
+    with pytest.raises(export.ExportError, match=r"is not an \.npz file"):
         export.load(cut)
 
 

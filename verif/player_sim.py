@@ -73,7 +73,7 @@ def _player_verilog(cfg: EngineConfig, top: str, name: str, source: str, depth: 
         return path.read_text()
     player = TracePlayer(cfg, VerilogCore(name, source, top_signature(cfg, top)), depth=depth)
     text = component_verilog(player, PLAYER)
-    write_atomic(path, text)
+    write_atomic(path, text, cache=True)
     return text
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from leopard.hw.resources import check_memory
 from leopard.model.reference import golden, report
 from leopard.model.reference import trace as trace_file
 from leopard.verif import playback, player_sim
@@ -59,6 +60,10 @@ def simulate_trace(
                  f"of {problems.count}, {outcome['mismatches']} mismatches, {rate:,.0f} job cycles/s")
     return totals
 
+BYTES_PER_PAIR = 480
+"""Peak memory of ``leopard sim`` per padded query–key pair (golden results of both modes for both tops,
+the players' programs and the results read back); measured: 420 bytes on 512 problems of 64 tokens."""
+
 
 def simulate_trace_file(
     trace: trace_file.Trace, sim: str, *, chunk: int, waves_dir: Path | None, stalls: bool,
@@ -66,6 +71,9 @@ def simulate_trace_file(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
     """Both tops on every problem: ``(report, timings, per-top totals)``; the report has ``leopard
     golden``'s keys and ``mismatches``, the timings each top's cycles, seconds and rates."""
+    check_memory(BYTES_PER_PAIR * trace.count * trace.length ** 2,
+                 f"simulating {trace.count} problems of {trace.length} tokens",
+                 "split the trace into smaller files")
     expected = player_sim.expected_results(trace.config, trace.problems())
     with ThreadPoolExecutor(max_workers=2) as pool:
         running = {

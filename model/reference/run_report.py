@@ -12,6 +12,7 @@ import numpy as np
 from leopard.hw import plots as png
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import read_json, write_atomic, write_json
+from leopard.hw.json_shape import NUMBER, check
 from leopard.model.reference import golden
 from leopard.model.reference import trace as trace_file
 
@@ -22,16 +23,38 @@ SUMMARY_KEYS = (
 )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A run-folder file, or None when the run did not write it."""
-    return read_json(path, "run-folder file") if path.exists() else None
+_OPTIONAL_NUMBER = (NUMBER, None)
+_RESULTS = {"accuracy": {"float": NUMBER, "quantized_pruned": NUMBER}, "accuracy_loss": NUMBER,
+            "pruned_fraction": NUMBER}
+_FIGURES = {"problems": NUMBER, "pruned_fraction": NUMBER, "mean_planes": _OPTIONAL_NUMBER,
+            "mean_planes_pruned": _OPTIONAL_NUMBER, "speedup": NUMBER, "efficiency": NUMBER,
+            "speedup_head?": NUMBER, "efficiency_head?": NUMBER, "mismatches?": NUMBER,
+            "problem_cycles?": {"front?": {"early_termination": [int], "dense": [int]},
+                                "head?": {"early_termination": [int], "dense": [int]}}}
+SHAPES: dict[str, Any] = {
+    "evaluation.json": ({"evaluation": _RESULTS}, _RESULTS),
+    "sim.json": _FIGURES,
+    "golden.json": _FIGURES,
+    "sim.timing.json": {"frontend": {"simulator": str}},
+    "sweep.json": {"rows": [{"lambda": NUMBER, "pruned_fraction": NUMBER, "accuracy_quantized_pruned": NUMBER,
+                             "accuracy_float": NUMBER}]},
+}
+"""What ``leopard report`` reads from each run-folder file."""
+
+
+def _read_json(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """The run-folder file ``name``, checked against its shape, or None when the run did not write it."""
+    path = run_dir / name
+    if not path.exists():
+        return None
+    return check(read_json(path, "run-folder file"), SHAPES[name], str(path))
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:
     """Headline figures from ``evaluation.json``, ``sim.json`` (or ``golden.json``) in ``run_dir``."""
-    evaluation = _read_json(run_dir / "evaluation.json")
-    measured = _read_json(run_dir / "sim.json")
-    figures = measured or _read_json(run_dir / "golden.json")
+    evaluation = _read_json(run_dir, "evaluation.json")
+    measured = _read_json(run_dir, "sim.json")
+    figures = measured or _read_json(run_dir, "golden.json")
     if figures is None:
         raise LeopardError(f"{run_dir} holds neither sim.json nor golden.json: nothing to report")
     summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
@@ -47,8 +70,8 @@ def summarize(run_dir: Path) -> dict[str, Any]:
                 "speedup_head", "efficiency_head"):
         summary[key] = figures.get(key)
     summary["mismatches"] = measured.get("mismatches") if measured else None
-    timing = _read_json(run_dir / "sim.timing.json")
-    summary["simulator"] = next(iter(timing.values()))["simulator"] if timing else None
+    timing = _read_json(run_dir, "sim.timing.json")
+    summary["simulator"] = timing["frontend"]["simulator"] if timing else None
     return summary
 
 
@@ -62,12 +85,13 @@ def _plot(path: Path, draw: Any) -> None:
 def render(run_dir: Path) -> list[Path]:
     """Write ``summary.json``, ``report.md`` and the plots into ``run_dir``; return the paths."""
     summary = summarize(run_dir)
-    figures = _read_json(run_dir / "sim.json") or _read_json(run_dir / "golden.json") or {}
+    figures = _read_json(run_dir, "sim.json") or _read_json(run_dir, "golden.json") or {}
     written = [run_dir / "summary.json", run_dir / "report.md"]
     plots: dict[str, str] = {}
     trace_path = run_dir / "trace.npz"
     if trace_path.exists():
         trace = trace_file.load(trace_path)
+        golden.check_report_memory(trace)
         result = golden.run(trace.config, trace.problems())
         planes, kept = result.planes[result.visible], result.kept[result.visible]
         bins = np.arange(1, trace.config.k_bits + 2) - 0.5
@@ -95,6 +119,10 @@ def render(run_dir: Path) -> list[Path]:
             plots["Pruned fraction per layer and head"] = "plots/pruned_per_head.png"
             problem_cycles = figures.get("problem_cycles")
             if problem_cycles:
+                if any(len(values) != trace.count for modes in problem_cycles.values()
+                       for values in modes.values()):
+                    raise LeopardError(f"{run_dir}: problem_cycles does not list the {trace.count} problems "
+                                       f"of {trace_path}; the report and the trace are from different runs")
                 per_layer = {
                     (part, mode): [sum(c for c, layer in zip(values, trace.layer, strict=True) if layer == i)
                                    for i in range(layers)]
@@ -111,7 +139,7 @@ def render(run_dir: Path) -> list[Path]:
 
                 _plot(run_dir / "plots" / "cycles_per_layer.png", bars)
                 plots["Cycles per layer, dense vs early termination"] = "plots/cycles_per_layer.png"
-    sweep = _read_json(run_dir / "sweep.json")
+    sweep = _read_json(run_dir, "sweep.json")
     if sweep is not None:
         rows = sweep["rows"]
 

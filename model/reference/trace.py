@@ -3,9 +3,7 @@ golden model to the RTL. Specified in ``docs/formats.md``; every field is valida
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import numpy as np
 from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_atomic
+from leopard.hw.files import read_npz, write_npz
 from leopard.model.reference.golden import Attention, Problems
 
 REQUIRED = ("q", "k", "v", "valid_len", "causal", "threshold", "scale", "config")
@@ -131,13 +129,7 @@ def validate(trace: Trace) -> None:
 def load(path: str | Path) -> Trace:
     """Read and validate a trace file; any problem is a ``TraceError`` naming the file and field."""
     path = Path(path)
-    try:
-        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as archive:
-            fields = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise TraceError(f"trace {path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise TraceError(f"trace {path}: not a readable .npz file ({error})") from None
+    fields = read_npz(path, "trace", TraceError)
     try:
         return _from_fields(fields)
     except LeopardError as error:
@@ -182,17 +174,3 @@ def save(trace: Trace, path: str | Path) -> None:
     if trace.source is not None:
         fields["source"] = np.array(trace.source)
     write_npz(fields, path)
-
-
-def write_npz(fields: dict[str, np.ndarray], path: str | Path) -> None:
-    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in fields.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, member.getvalue())
-    write_atomic(path, buffer.getvalue())
-

@@ -6,8 +6,6 @@ Specified in ``docs/formats.md`` (section "Exported model"); every field is vali
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import torch
 from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.model.reference.trace import write_npz
+from leopard.hw.files import read_npz, write_npz
 from leopard.model.training.bert import BertConfig, Classifier
 from leopard.model.training.data import DataSpec, Tokenizer
 from leopard.model.training.quantize import Quantization, threshold_int
@@ -176,13 +174,7 @@ def save(export: Export, path: str | Path) -> None:
 def load(path: str | Path) -> Export:
     """Read and validate an export; any problem is an ``ExportError`` naming the file and the field."""
     path = Path(path)
-    try:
-        with path.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
-            fields = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise ExportError(f"export {path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ExportError(f"export {path}: not a readable .npz file ({error})") from None
+    fields = read_npz(path, "export", ExportError)
     try:
         return _from_fields(fields)
     except LeopardError as error:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_json
+from leopard.hw.files import all_or_nothing, write_json
 from leopard.model.reference import trace as trace_file
 from leopard.model.training import capture, data, export
 from leopard.model.training.evaluate import evaluate
@@ -76,6 +76,7 @@ def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed
               f"/{made.training.get('key_block', 0)}, {sentences} test sentences (seed {seed})")
     captured = capture.capture(made, dataset.test, chosen, source)
     evaluation = evaluate(made, dataset.test)
-    trace_file.save(captured.trace, trace_path)
-    write_json(record, {"key": key, "training": made.training, "evaluation": evaluation})
+    with all_or_nothing():
+        trace_file.save(captured.trace, trace_path)
+        write_json(record, {"key": key, "training": made.training, "evaluation": evaluation})
     return Prepared(made.training, evaluation, captured.trace)

@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_atomic, write_json
+from leopard.hw.files import all_or_nothing, write_atomic, write_json
 from leopard.model.reference import levers
 from leopard.model.training import bert, export, quantize
 from leopard.model.training.data import Dataset, DataSpec, Tokenizer, load_dataset, pad
@@ -339,7 +339,7 @@ class Trainer:
             **self.checkpoint_fields(), "state": asdict(self.state), "model": self.model.state_dict(),
             "thresholds": self.thresholds.state_dict(), "optimizer": self.optimizer.state_dict(),
         }, buffer)
-        write_atomic(self.run_dir / name, buffer.getvalue())
+        write_atomic(self.run_dir / name, buffer.getvalue(), cache=True)
 
     def resume(self) -> None:
         """Continue from ``run_dir``'s checkpoint when there is one made with compatible settings."""
@@ -503,7 +503,12 @@ class Trainer:
         )
 
     def finish(self) -> dict[str, Any]:
-        """Write ``export.npz``, ``evaluation.json``, ``train_log.json`` and ``timing.json``."""
+        """Write ``export.npz``, ``evaluation.json``, ``train_log.json`` and ``timing.json``, all four or
+        none."""
+        with all_or_nothing():
+            return self._write_results()
+
+    def _write_results(self) -> dict[str, Any]:
         start = time.perf_counter()
         made = self.make_export()
         export.save(made, self.run_dir / EXPORT)
