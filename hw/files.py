@@ -56,7 +56,7 @@ _CURRENT: contextvars.ContextVar[_OutputSet | None] = contextvars.ContextVar("le
 
 @contextlib.contextmanager
 def all_or_nothing() -> Iterator[None]:
-    """Inside this block every ``write_atomic`` (but caches) stages its file beside the target and
+    """Inside this block every ``write_atomic`` (but those ``now``) stages its file beside the target and
     every ``publish_folder`` waits; when the block ends normally all of them are renamed into place,
     when it raises none is, the staged files are removed and so are the folders it created. Blocks
     nest: an inner block commits on its own."""
@@ -80,13 +80,13 @@ def _make_parents(folder: Path, outputs: _OutputSet | None) -> None:
         outputs.created.extend(reversed(missing))
 
 
-def write_atomic(path: str | Path, data: bytes | str, *, cache: bool = False) -> None:
+def write_atomic(path: str | Path, data: bytes | str, *, now: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it: at once
-    for a ``cache`` (build caches, checkpoints, resumable work), else when the enclosing
-    ``all_or_nothing`` block succeeds."""
+    when ``now`` (build caches, checkpoints, a scratch file another process reads) or outside an
+    ``all_or_nothing`` block, else when that block succeeds."""
     path = Path(path)
     outputs = _CURRENT.get()
-    if cache or (outputs is not None and outputs.writes_in_place(path)):
+    if now or (outputs is not None and outputs.writes_in_place(path)):
         outputs = None
     payload = data.encode() if isinstance(data, str) else data
     try:
@@ -124,8 +124,8 @@ def json_text(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
 
 
-def write_json(path: str | Path, value: Any, *, cache: bool = False) -> None:
-    write_atomic(path, json_text(value), cache=cache)
+def write_json(path: str | Path, value: Any, *, now: bool = False) -> None:
+    write_atomic(path, json_text(value), now=now)
 
 
 def parse_json(text: str, what: str, error: type[LeopardError] = LeopardError) -> Any:

@@ -23,7 +23,12 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (inside a path, say) shown as ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> Parser:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         with all_or_nothing():
             return args.run(args) or 0
     except LeopardError as error:
-        print(f"leopard {args.command}: error: {error}", file=sys.stderr)
+        print(f"leopard {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"leopard {args.command}: interrupted", file=sys.stderr)

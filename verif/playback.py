@@ -157,8 +157,9 @@ def check_results(
 ) -> dict[str, Any]:
     """The results of ``work``'s ``jobs`` against the golden model's ``expected`` (per mode, computed
     once for the whole trace) and, when ``work`` is stall-free, the cycle model: per mode its cycles,
-    modelled cycles, per-problem cycles and mismatches, and the messages of the first differences."""
-    outcome: dict[str, Any] = {"mismatches": 0, "messages": []}
+    modelled cycles, per-problem cycles and mismatches, the messages of the first differences and the
+    problems that differed (``failed``)."""
+    outcome: dict[str, Any] = {"mismatches": 0, "messages": [], "failed": []}
     for mode in work.modes:
         dense = mode == "dense"
         comparison = check.Comparison()
@@ -166,10 +167,12 @@ def check_results(
         for p in work.problems:
             jobs_of = [(job, result) for (q, d, job), result in zip(jobs, results, strict=True)
                        if q == p and d == dense]
-            before = comparison.cycles
+            before, differences = comparison.cycles, comparison.mismatches
             check.compare(check.ProblemRun(p, dense, jobs_of), expected[mode], cfg, top, comparison,
                           check_cycles=work.stall_free)
             per_problem.append(comparison.cycles - before)
+            if comparison.mismatches > differences and p not in outcome["failed"]:
+                outcome["failed"].append(p)
         outcome[mode] = {"cycles": comparison.cycles, "model_cycles": comparison.expected_cycles,
                          "problem_cycles": per_problem, "mismatches": comparison.mismatches}
         outcome["mismatches"] += comparison.mismatches

@@ -73,7 +73,7 @@ def _player_verilog(cfg: EngineConfig, top: str, name: str, source: str, depth: 
         return path.read_text()
     player = TracePlayer(cfg, VerilogCore(name, source, top_signature(cfg, top)), depth=depth)
     text = component_verilog(player, PLAYER)
-    write_atomic(path, text, cache=True)
+    write_atomic(path, text, now=True)
     return text
 
 
@@ -146,8 +146,9 @@ def launch(
 ) -> dict[str, Any]:
     """Run ``segments`` as one program on ``sim`` (``amaranth``, or a cocotb simulator with the player
     built by ``build``) and check every job; returns per segment its ``check_results``, and for the
-    launch ``mismatches``, ``messages``, ``job_cycles`` (the ``CYCLES`` of every stall-free job),
-    ``sim_cycles`` (every clocked cycle), ``load_seconds``, ``run_seconds`` and ``check_seconds``."""
+    launch ``mismatches``, ``messages``, the problems that differed (``failed``), ``job_cycles`` (the
+    ``CYCLES`` of every stall-free job), ``sim_cycles`` (every clocked cycle), ``load_seconds``,
+    ``run_seconds`` and ``check_seconds``."""
     program = playback.Program()
     spans = []
     for segment in segments:
@@ -165,13 +166,14 @@ def launch(
         played = _play_cocotb(compiled, program, waves_dir)
     started = time.perf_counter()
     results = playback.job_results(cfg, program, played.lines)
-    outcome: dict[str, Any] = {"segments": [], "mismatches": 0, "messages": [], "job_cycles": 0}
+    outcome: dict[str, Any] = {"segments": [], "mismatches": 0, "messages": [], "failed": [], "job_cycles": 0}
     for segment, (first, stop) in zip(segments, spans, strict=True):
         checked = playback.check_results(cfg, top, program.jobs[first:stop], results[first:stop],
                                          segment.work, segment.expected)
         outcome["segments"].append(checked)
         outcome["mismatches"] += checked["mismatches"]
         outcome["messages"].extend(checked["messages"])
+        outcome["failed"].extend(p for p in checked["failed"] if p not in outcome["failed"])
         if segment.work.stall_free:
             outcome["job_cycles"] += sum(checked[mode]["cycles"] for mode in segment.work.modes)
     final = [line for line in played.lines if line.startswith("E ")]

@@ -170,7 +170,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="leopard-sim-") as scratch:
         work = Path(scratch)
         plan_path, results_path = work / "plan.json", work / "results.json"
-        write_json(plan_path, plan)
+        write_json(plan_path, plan, now=True)
         runner = get_runner(compiled.sim)
         waves_file = work / "waves.fst"
         test_args, plusargs = [], []

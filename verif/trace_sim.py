@@ -39,7 +39,8 @@ def simulate_trace(
                                 depth=player_sim.depth_for(2 * words + 2 if stalls else words + 1))
     totals: dict[str, Any] = {
         "problem_cycles": {mode: [] for mode in playback.MODES}, "mismatches": 0, "messages": [],
-        "job_cycles": 0, "sim_cycles": 0, "load_seconds": 0.0, "run_seconds": 0.0, "check_seconds": 0.0,
+        "failed": [], "job_cycles": 0, "sim_cycles": 0, "load_seconds": 0.0, "run_seconds": 0.0,
+        "check_seconds": 0.0,
         "build_seconds": time.perf_counter() - started, "core_sha256": compiled.core_sha256,
     }
     for index, (part, _) in enumerate(parts, 1):
@@ -53,6 +54,7 @@ def simulate_trace(
         for key in ("mismatches", "job_cycles", "sim_cycles", "load_seconds", "run_seconds", "check_seconds"):
             totals[key] += outcome[key]
         totals["messages"].extend(outcome["messages"])
+        totals["failed"].extend(p for p in outcome["failed"] if p not in totals["failed"])
         if "waves" in outcome:
             totals["waves"] = outcome["waves"]
         rate = outcome["job_cycles"] / max(outcome["run_seconds"], 1e-9)

@@ -3,6 +3,7 @@ golden model to the RTL. Specified in ``docs/formats.md``; every field is valida
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,16 @@ class Trace(Attention):
 
     def __post_init__(self) -> None:
         validate(self)
+
+    def select(self, indices: list[int]) -> Trace:
+        """The trace of the problems ``indices`` only (a minimal trace for one failing problem)."""
+        pick = np.asarray(indices, np.int64)
+        return dataclasses.replace(
+            self, q=self.q[pick], k=self.k[pick], v=self.v[pick], valid_len=self.valid_len[pick],
+            threshold=self.threshold[pick], scale=self.scale[pick],
+            layer=None if self.layer is None else self.layer[pick],
+            head=None if self.head is None else self.head[pick],
+        )
 
     def problems(self) -> Problems:
         """The problems with their scale registers encoded, ready for the golden model or the RTL."""

@@ -339,7 +339,7 @@ class Trainer:
             **self.checkpoint_fields(), "state": asdict(self.state), "model": self.model.state_dict(),
             "thresholds": self.thresholds.state_dict(), "optimizer": self.optimizer.state_dict(),
         }, buffer)
-        write_atomic(self.run_dir / name, buffer.getvalue(), cache=True)
+        write_atomic(self.run_dir / name, buffer.getvalue(), now=True)
 
     def resume(self) -> None:
         """Continue from ``run_dir``'s checkpoint when there is one made with compatible settings."""

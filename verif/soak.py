@@ -1,0 +1,162 @@
+"""``leopard soak``: random engine configs drawn from the whole config space, random traces on each, run
+on the Verilog under a simulator with random idle inputs and back-pressure, and checked exactly against
+the golden model (both tops, both modes, plus a stalled early-termination run).
+
+The configs and traces follow from the seed alone, so the same command writes the same report; wall
+times go to a separate timing file."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leopard.hw.config import ConfigError, EngineConfig
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_atomic, write_json
+from leopard.model.reference import synthetic
+from leopard.model.reference import trace as trace_file
+from leopard.verif import trace_sim
+
+MIN_CONFIGS = 20
+SPACE: dict[str, tuple[Any, ...]] = {
+    "head_dim": (4, 8, 12, 16, 24, 32, 64),
+    "q_bits": tuple(range(4, 13)),
+    "k_bits": tuple(range(4, 13)),
+    "v_bits": tuple(range(4, 13)),
+    "lanes": tuple(range(1, 17)),
+    "max_seq_len": (8, 16, 24, 32, 48, 64),
+    "fifo_depth": (2, 3, 4, 8, 16),
+    "queries_in_flight": (2, 4, 8, 16),
+    "result_buffers": (2, 3, 4),
+    "skip_zero_planes": (False, True),
+    "status_stream": (False, True),
+}
+"""Where each drawn field comes from; ``v_lanes`` is a random divisor of ``head_dim``, and a draw the
+config refuses (an accumulator over 62 bits, say) is drawn again."""
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One soak config and its trace's shape."""
+
+    cfg: EngineConfig
+    seed: int
+    problems: int
+    length: int
+    causal: bool
+    prune_fraction: float
+
+    @property
+    def keys(self) -> int:
+        per_problem = self.length * (self.length + 1) // 2 if self.causal else self.length ** 2
+        return self.problems * per_problem
+
+
+def draw_config(rng: np.random.Generator) -> EngineConfig:
+    """A random valid config from ``SPACE``."""
+    while True:
+        fields = {name: values[rng.integers(len(values))] for name, values in SPACE.items()}
+        divisors = [d for d in range(1, fields["head_dim"] + 1) if fields["head_dim"] % d == 0]
+        fields["v_lanes"] = divisors[rng.integers(len(divisors))]
+        fields = {name: value.item() if isinstance(value, np.generic) else value
+                  for name, value in fields.items()}
+        try:
+            return EngineConfig(threshold_regs=4, **fields)
+        except ConfigError:
+            continue
+
+
+def plan(keys: int, seed: int, configs: int = MIN_CONFIGS) -> list[Point]:
+    """``configs`` points sharing ``keys`` visible query–key pairs about evenly (each gets whole
+    problems, so the total is at least ``keys``)."""
+    rng = np.random.default_rng(seed)
+    budget = math.ceil(keys / configs)
+    points = []
+    for index in range(configs):
+        cfg = draw_config(rng)
+        length = int(rng.integers(max(1, cfg.max_seq_len // 4), cfg.max_seq_len + 1))
+        causal = bool(rng.integers(2))
+        per_problem = length * (length + 1) // 2 if causal else length ** 2
+        points.append(Point(cfg, seed=seed * 1000 + index, problems=math.ceil(budget / per_problem),
+                            length=length, causal=causal,
+                            prune_fraction=round(float(rng.uniform(0, 0.95)), 3)))
+    return points
+
+
+def run(keys: int, seed: int, out: Path, *, sim: str, progress: Progress) -> dict[str, Any]:
+    """Soak ``keys`` pairs over ``MIN_CONFIGS`` configs; write ``out/soak.json``, ``soak.md``,
+    ``soak.timing.json`` and, when a problem fails, ``out/first-failure.npz`` (that problem alone)."""
+    if keys < 1:
+        raise LeopardError(f"--keys must be at least 1, got {keys}")
+    points = plan(keys, seed)
+    rows, seconds, failure = [], {}, None
+    for index, point in enumerate(points, 1):
+        started = time.perf_counter()
+        trace = synthetic.random_trace(point.cfg, seed=point.seed, problems=point.problems,
+                                       length=point.length, prune_fraction=point.prune_fraction,
+                                       causal=point.causal)
+        progress(f"[{index}/{len(points)}] {describe(point.cfg)}: {point.problems} problems of "
+                 f"{point.length} tokens{' causal' if point.causal else ''}, {point.keys:,} keys")
+        figures, _, measured = trace_sim.simulate_trace_file(
+            trace, sim, chunk=1024, waves_dir=None, stalls=True, progress=lambda message: None)
+        failed = sorted({p for m in measured.values() for p in m["failed"]})
+        rows.append({
+            "config": point.cfg.to_dict(), "seed": point.seed, "problems": point.problems,
+            "length": point.length,
+            "causal": point.causal, "prune_fraction": point.prune_fraction, "keys": point.keys,
+            "mismatches": figures["mismatches"], "failed_problems": failed,
+            "cycles": figures["cycles"], "cycles_head": figures["cycles_head"],
+            "messages": [message for m in measured.values() for message in m["messages"]][:5],
+        })
+        if failed and failure is None:
+            failure = (index, trace.select(failed[:1]))
+        seconds[f"config-{index}"] = round(time.perf_counter() - started, 1)
+        progress(f"[{index}/{len(points)}] {figures['mismatches']} mismatches")
+    report = {
+        "schema": "leopard-soak/1", "seed": seed, "keys_asked": keys, "simulator": sim, "space": {
+            name: list(values) for name, values in SPACE.items()},
+        "configs": len(rows), "keys": sum(row["keys"] for row in rows),
+        "mismatches": sum(row["mismatches"] for row in rows), "rows": rows,
+        "first_failure": None if failure is None else {"config": failure[0], "trace": "first-failure.npz"},
+    }
+    write_json(out / "soak.json", report)
+    write_atomic(out / "soak.md", table(report))
+    write_json(out / "soak.timing.json", {"seconds": seconds})
+    if failure is not None:
+        trace_file.save(failure[1], out / "first-failure.npz")
+    return report
+
+
+def describe(cfg: EngineConfig) -> str:
+    """A config in a few words: the fields the soak draws."""
+    flags = [name for name in ("skip_zero_planes", "status_stream") if getattr(cfg, name)]
+    return (f"D={cfg.head_dim} q{cfg.q_bits}/k{cfg.k_bits}/v{cfg.v_bits} L={cfg.lanes} N={cfg.max_seq_len} "
+            f"vl={cfg.v_lanes} fifo={cfg.fifo_depth} qif={cfg.queries_in_flight} rb={cfg.result_buffers}"
+            + (f" {'+'.join(flags)}" if flags else ""))
+
+
+def table(report: dict[str, Any]) -> str:
+    """The soak report as Markdown: one row per config."""
+    lines = [
+        f"# Soak: seed {report['seed']}, {report['configs']} configs, {report['keys']:,} keys, "
+        f"{report['mismatches']} mismatches ({report['simulator']}, random stalls and back-pressure)",
+        "",
+        "| # | config | problems × tokens | keys | front-end speedup | mismatches |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, row in enumerate(report["rows"], 1):
+        cfg = EngineConfig.from_dict(row["config"])
+        cycles = row["cycles"]
+        lines.append(
+            f"| {index} | {describe(cfg)} | {row['problems']} × {row['length']}"
+            f"{' causal' if row['causal'] else ''} | {row['keys']:,} "
+            f"| {cycles['dense'] / cycles['early_termination']:.3f} | {row['mismatches']} |")
+    return "\n".join(lines) + "\n"
+
