@@ -16,6 +16,7 @@ from leopard.scripts import (
     rtl_commands,
     run_report,
     train_commands,
+    verif_commands,
 )
 
 
@@ -38,7 +39,7 @@ def build_parser() -> Parser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
-                   run_report, demo):
+                   verif_commands, run_report, demo):
         module.register(commands)
     parser.set_defaults(command_line=main)
     return parser

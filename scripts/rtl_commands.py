@@ -1,4 +1,4 @@
-"""Commands around the RTL: ``generate``, ``sim``, ``bench-sim``, ``soak``."""
+"""Commands around the RTL: ``generate``, ``sim``, ``bench-sim``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from leopard.hw.files import write_atomic, write_json
 from leopard.hw.regmap import register_map
 from leopard.hw.rtl.generate import TOPS, generate
 from leopard.model.reference import report
-from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, load_trace, progress
+from leopard.scripts.common import add_config_options, config_from_args, integer, load_trace, progress
 from leopard.scripts.paths import Output, declare
 from leopard.sw import codegen
-from leopard.verif import player_sim, simulate, soak, trace_sim
+from leopard.verif import player_sim, simulate, trace_sim
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -52,20 +52,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="the rows as JSON, and a Markdown table beside it (.md)")
     declare(parser, inputs=("config",), outputs=(Output("out", beside=(".md",)),))
     parser.set_defaults(run=run_bench_sim)
-
-    parser = commands.add_parser(
-        "soak", help="random configs and traces on the RTL with random stalls, against the golden model")
-    parser.add_argument("--keys", type=integer(1), required=True, metavar="K",
-                        help=f"visible query-key pairs to decide, each mode once, over {soak.MIN_CONFIGS} "
-                             "random configs")
-    parser.add_argument("--seed", type=SEED, required=True, help="draws the configs and the traces")
-    parser.add_argument("--sim", default="verilator", choices=simulate.SIMULATORS,
-                        help="simulator (default: verilator)")
-    parser.add_argument("--out", default="runs/soak", metavar="DIR",
-                        help="soak.json, soak.md, soak.timing.json and, on a failure, first-failure.npz "
-                             "(default: runs/soak)")
-    declare(parser, outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_soak)
 
 
 def run_generate(args: argparse.Namespace) -> None:
@@ -114,12 +100,3 @@ def run_bench_sim(args: argparse.Namespace) -> None:
     write_atomic(out.with_suffix(".md"), text)
     print(f"wrote {out} and {out.with_suffix('.md')}")
 
-
-def run_soak(args: argparse.Namespace) -> int:
-    simulate.check_simulator(args.sim)
-    out = Path(args.out)
-    result = soak.run(args.keys, args.seed, out, sim=args.sim, progress=progress)
-    print(soak.table(result), end="")
-    print(f"wrote {out}/soak.json and soak.md (wall times in soak.timing.json)"
-          + (f"; the first failing problem in {out}/first-failure.npz" if result["first_failure"] else ""))
-    return 1 if result["mismatches"] else 0

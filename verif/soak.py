@@ -24,13 +24,17 @@ from leopard.model.reference import trace as trace_file
 from leopard.verif import trace_sim
 
 MIN_CONFIGS = 20
+MAX_PROBLEMS = 256
+PROGRAM_DEPTH = 4096
+"""Program words per launch: more launches, but players that build in seconds (a deep program memory
+takes Amaranth and Yosys minutes to write out)."""
 SPACE: dict[str, tuple[Any, ...]] = {
     "head_dim": (4, 8, 12, 16, 24, 32, 64),
     "q_bits": tuple(range(4, 13)),
     "k_bits": tuple(range(4, 13)),
     "v_bits": tuple(range(4, 13)),
     "lanes": tuple(range(1, 17)),
-    "max_seq_len": (8, 16, 24, 32, 48, 64),
+    "max_seq_len": (16, 24, 32, 48, 64),
     "fifo_depth": (2, 3, 4, 8, 16),
     "queries_in_flight": (2, 4, 8, 16),
     "result_buffers": (2, 3, 4),
@@ -73,25 +77,26 @@ def draw_config(rng: np.random.Generator) -> EngineConfig:
             continue
 
 
-def plan(keys: int, seed: int, configs: int = MIN_CONFIGS) -> list[Point]:
-    """``configs`` points sharing ``keys`` visible query–key pairs about evenly (each gets whole
-    problems, so the total is at least ``keys``)."""
+def plan(keys: int, seed: int) -> list[Point]:
+    """Random points until they hold at least ``keys`` visible query–key pairs and ``MIN_CONFIGS``
+    configs: each aims at an even share of ``keys`` with problems of ``N/2 … N`` tokens, at most
+    ``MAX_PROBLEMS`` of them (more configs are drawn when the shares fall short)."""
     rng = np.random.default_rng(seed)
-    budget = math.ceil(keys / configs)
-    points = []
-    for index in range(configs):
+    share = math.ceil(keys / MIN_CONFIGS)
+    points: list[Point] = []
+    while len(points) < MIN_CONFIGS or sum(point.keys for point in points) < keys:
         cfg = draw_config(rng)
-        length = int(rng.integers(max(1, cfg.max_seq_len // 4), cfg.max_seq_len + 1))
+        length = int(rng.integers(cfg.max_seq_len // 2, cfg.max_seq_len + 1))
         causal = bool(rng.integers(2))
         per_problem = length * (length + 1) // 2 if causal else length ** 2
-        points.append(Point(cfg, seed=seed * 1000 + index, problems=math.ceil(budget / per_problem),
-                            length=length, causal=causal,
+        points.append(Point(cfg, seed=seed * 1000 + len(points), length=length, causal=causal,
+                            problems=min(MAX_PROBLEMS, math.ceil(share / per_problem)),
                             prune_fraction=round(float(rng.uniform(0, 0.95)), 3)))
     return points
 
 
 def run(keys: int, seed: int, out: Path, *, sim: str, progress: Progress) -> dict[str, Any]:
-    """Soak ``keys`` pairs over ``MIN_CONFIGS`` configs; write ``out/soak.json``, ``soak.md``,
+    """Soak ``keys`` pairs over at least ``MIN_CONFIGS`` configs; write ``out/soak.json``, ``soak.md``,
     ``soak.timing.json`` and, when a problem fails, ``out/first-failure.npz`` (that problem alone)."""
     if keys < 1:
         raise LeopardError(f"--keys must be at least 1, got {keys}")
@@ -105,7 +110,8 @@ def run(keys: int, seed: int, out: Path, *, sim: str, progress: Progress) -> dic
         progress(f"[{index}/{len(points)}] {describe(point.cfg)}: {point.problems} problems of "
                  f"{point.length} tokens{' causal' if point.causal else ''}, {point.keys:,} keys")
         figures, _, measured = trace_sim.simulate_trace_file(
-            trace, sim, chunk=1024, waves_dir=None, stalls=True, progress=lambda message: None)
+            trace, sim, chunk=1024, waves_dir=None, stalls=True, progress=lambda message: None,
+            depth=PROGRAM_DEPTH)
         failed = sorted({p for m in measured.values() for p in m["failed"]})
         rows.append({
             "config": point.cfg.to_dict(), "seed": point.seed, "problems": point.problems,

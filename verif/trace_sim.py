@@ -23,14 +23,14 @@ STALLS = {"idle": 0.3, "backpressure": 0.5, "batches": 2}
 
 def simulate_trace(
     trace: trace_file.Trace, sim: str, top: str, *, chunk: int, waves_dir: Path | None, stalls: bool,
-    expected: dict[str, golden.GoldenResult], progress: Progress,
+    expected: dict[str, golden.GoldenResult], progress: Progress, depth: int = player_sim.PROGRAM_DEPTH,
 ) -> dict[str, Any]:
     """Every problem of ``trace`` on ``top`` in both modes, in launches of at most ``chunk`` problems
-    (one launch with waveforms); the measured cycles per problem and mode, mismatches, messages and
-    the simulator's time and rate."""
+    (one launch with waveforms) whose programs fit in ``depth`` words when they can; the measured
+    cycles per problem and mode, mismatches, messages and the simulator's time and rate."""
     cfg, problems = trace.config, trace.problems()
     every = playback.Workload(tuple(range(problems.count)))
-    budget = player_sim.PROGRAM_DEPTH // 2 - 1 if stalls else player_sim.PROGRAM_DEPTH - 1
+    budget = depth // 2 - 1 if stalls else depth - 1
     parts = player_sim.split(cfg, top, problems, every, problems.count if waves_dir else chunk, budget)
     started = time.perf_counter()
     progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's hash)")
@@ -69,7 +69,7 @@ the players' programs and the results read back); measured: 420 bytes on 512 pro
 
 def simulate_trace_file(
     trace: trace_file.Trace, sim: str, *, chunk: int, waves_dir: Path | None, stalls: bool,
-    progress: Progress,
+    progress: Progress, depth: int = player_sim.PROGRAM_DEPTH,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
     """Both tops on every problem: ``(report, timings, per-top totals)``; the report has ``leopard
     golden``'s keys and ``mismatches``, the timings each top's cycles, seconds and rates."""
@@ -80,7 +80,7 @@ def simulate_trace_file(
     with ThreadPoolExecutor(max_workers=2) as pool:
         running = {
             top: pool.submit(simulate_trace, trace, sim, top, chunk=chunk, waves_dir=waves_dir,
-                             stalls=stalls, expected=expected, progress=progress)
+                             stalls=stalls, expected=expected, progress=progress, depth=depth)
             for top in ("frontend", "engine")
         }
         measured = {top: future.result() for top, future in running.items()}

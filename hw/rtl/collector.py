@@ -96,8 +96,11 @@ class KeptCollector(wiring.Component):
                 for lane in range(cfg.lanes):
                     entry = beat.keys[lane]
                     hit = take & entry.valid & (entry.query[:slot_bits] == slot)
-                    best = Mux(hit & (~any_new | (entry.score > best)), entry.score, best)
-                    any_new = any_new | hit
+                    best_here = Signal(signed(cfg.score_bits), name=f"best{slot}_{lane}")
+                    new_here = Signal(name=f"seen{slot}_{lane}")
+                    higher = hit & (~any_new | (entry.score > best))
+                    m.d.comb += [best_here.eq(Mux(higher, entry.score, best)), new_here.eq(any_new | hit)]
+                    best, any_new = best_here, new_here
                     with m.If(freed):
                         m.d.sync += counts[lane][slot].eq(0)
                     with m.Elif(hit):
