@@ -10,9 +10,9 @@ from leopard.hw.errors import LeopardError
 NUMBER = "number"
 """A JSON number (not a boolean)."""
 Shape = Any
-"""``NUMBER``, ``str``, ``bool``, a dict of key → shape (keys ending in ``?`` optional, extra keys
-allowed), a one-item list ``[shape]`` (a list of such items), a tuple of alternatives, or None (JSON
-null)."""
+"""``NUMBER``, ``str``, ``bool``, ``int``, a dict of key → shape (keys ending in ``?`` optional, extra
+keys allowed; the key ``*`` gives the shape of every value), a one-item list ``[shape]`` (a list of such
+items), a tuple of alternatives, or None (JSON null)."""
 
 
 def check(value: Any, shape: Shape, where: str) -> Any:
@@ -49,6 +49,12 @@ def _mismatch(value: Any, shape: Shape, place: str) -> tuple[str, str] | None:
     if not isinstance(value, dict):
         return place, "an object"
     for key, inner in shape.items():
+        if key == "*":
+            for name, item in value.items():
+                problem = _mismatch(item, inner, f"{place}.{name}".lstrip("."))
+                if problem:
+                    return problem
+            continue
         name = key.removesuffix("?")
         if name not in value:
             if key.endswith("?"):

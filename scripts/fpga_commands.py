@@ -13,10 +13,14 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import read_json, write_json
 from leopard.hw.fpga import board as board_flow
 from leopard.hw.fpga import flow, synth, synth_report
+from leopard.hw.json_shape import NUMBER, check
 from leopard.hw.rtl.generate import TOPS
 from leopard.scripts.common import add_config_options, config_from_args, integer, number, progress
 from leopard.scripts.paths import Output, declare
 
+BASELINE_SHAPE = {"tolerance": NUMBER, "slack": NUMBER,
+                  "designs": {"*": dict.fromkeys(synth.RESOURCES, int)}}
+"""What ``synth-baseline`` reads from its baseline file: limits per design and resource."""
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "results" / "fpga" / "baseline.json"
 
 
@@ -98,7 +102,7 @@ def run_synth(args: argparse.Namespace) -> None:
 
 def run_synth_baseline(args: argparse.Namespace) -> int:
     path = Path(args.baseline)
-    baseline = read_json(path, "baseline")
+    baseline = check(read_json(path, "baseline"), BASELINE_SHAPE, str(path))
     measured = flow.measure_baseline(baseline, progress)
     if args.update:
         write_json(path, {**baseline, "designs": measured})

@@ -244,3 +244,18 @@ def test_export_commands_refuse_the_same_damaged_file(command, tmp_path):
         code = main([command, str(damaged), *extra, "--out", str(tmp_path / "out.npz")])
     assert code == 2 and "is not an .npz file" in errors.getvalue()
     assert not (tmp_path / "out.npz").exists()
+
+
+@fuzz_seed(7)
+@FUZZ
+@given(data=json_files, kind=kinds)
+def test_manifest_loader(data, kind):
+    _fuzz(lambda path, out: ["bench-levers", path, "--out", out, "--work", out.parent / "work"], data, kind)
+
+
+@fuzz_seed(8)
+@FUZZ
+@given(data=st.one_of(json_files, json_values.map(lambda value: json.dumps(
+    {"tolerance": 0.1, "slack": 4, "designs": value}).encode())), kind=kinds)
+def test_synthesis_baseline_loader(data, kind):
+    _fuzz(lambda path, out: ["synth-baseline", "--baseline", path], data, kind)

@@ -16,7 +16,7 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import json_text, publish_folder, read_json, staging_folder, write_atomic, write_json
 from leopard.hw.fpga import board as board_flow
 from leopard.hw.fpga import synth, synth_report
-from leopard.hw.rtl.generate import generate, verilog_text
+from leopard.hw.rtl.generate import TOPS, generate, verilog_text
 
 Progress = Callable[[str], None]
 
@@ -103,6 +103,9 @@ def _baseline_designs(baseline: dict[str, Any]) -> list[tuple[str, EngineConfig,
             preset_name, top, target_name = key.split("/")
         except ValueError:
             raise LeopardError(f"baseline design {key!r} is not PRESET/TOP/TARGET") from None
+        if top not in TOPS:
+            raise LeopardError(f"baseline design {key!r}: unknown top {top!r} "
+                               f"(one of {', '.join(sorted(TOPS))})")
         designs.append((key, preset(preset_name), top, synth.target(target_name)))
     return designs
 
