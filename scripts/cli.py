@@ -28,8 +28,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def one_line(message: str) -> str:
-    """``message`` on one line: line breaks (inside a path, say) shown as ``\\n``."""
-    return message.replace("\r", "\\r").replace("\n", "\\n")
+    """``message`` on one printable line: line breaks and other control or separator characters (inside
+    a path or a JSON key, say) shown escaped, ``\\n``, ``\\x1e``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
 
 
 def build_parser() -> Parser:

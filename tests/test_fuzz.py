@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import seed as fuzz_seed
 from hypothesis import strategies as st
 
@@ -255,6 +255,7 @@ def test_manifest_loader(data, kind):
 
 @fuzz_seed(8)
 @FUZZ
+@example(data=b'{"tolerance": 0.1, "slack": 4, "designs": {"\\u001e": null}}', kind="file")
 @given(data=st.one_of(json_files, json_values.map(lambda value: json.dumps(
     {"tolerance": 0.1, "slack": 4, "designs": value}).encode())), kind=kinds)
 def test_synthesis_baseline_loader(data, kind):

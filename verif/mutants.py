@@ -26,7 +26,6 @@ FORMAL = ("tests/test_formal.py::test_lane_never_prunes_a_kept_key_nor_keeps_a_p
 FRONT_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny]",)
 FRONT_SKIP_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-small-skip]",)
 ENGINE_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny]",)
-ENGINE_NARROW_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny-narrow]",)
 BACKEND = ("tests/test_backend_blocks.py",)
 GOLDEN = ("tests/test_golden.py",)
 CYCLES = ("tests/test_cycles.py",)
