@@ -198,7 +198,9 @@ def run(
         if waves_dir is not None and waves_file.exists():
             waves_dir.mkdir(parents=True, exist_ok=True)
             target = waves_dir / f"{waves_name or compiled.toplevel}-{compiled.sim}.fst"
-            shutil.move(str(waves_file), target)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.move(str(waves_file), partial)
+            os.replace(partial, target)
             results["waves"] = str(target)
         return results
 
