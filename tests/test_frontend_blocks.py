@@ -15,7 +15,7 @@ from leopard.hw.rtl.key_store import KeyStore
 from leopard.hw.rtl.lane import BitSerialLane
 from leopard.hw.rtl.query_unit import QueryUnit
 from leopard.hw.rtl.register_block import RegisterBlock
-from leopard.hw.rtl.scheduler import Scheduler
+from leopard.hw.rtl.scheduler import CompletionTracker, Scheduler
 
 
 def _planes(key, bits):
@@ -177,6 +177,34 @@ def test_scheduler_hands_keys_to_the_lowest_free_lanes():
             assert ctx.get(scheduler.consume) == (allowed and remaining > 0 and len(lanes) >= remaining)
 
     simulate(scheduler, bench, clock=False)
+
+
+def test_completion_tracker_completes_queries_in_order():
+    """Query 1's only key is decided before query 0's: query 1 completes with query 0, not before."""
+    cfg = preset("small")
+    tracker = CompletionTracker(cfg)
+
+    async def bench(ctx):
+        ctx.set(tracker.clear, 1)
+        await ctx.tick()
+        ctx.set(tracker.clear, 0)
+        ctx.set(tracker.enable, 1)
+        for query in (0, 1):
+            ctx.set(tracker.dispatch_query, query)
+            ctx.set(tracker.dispatch_count, 1)
+            ctx.set(tracker.consume, 1)
+            await ctx.tick()
+        ctx.set(tracker.consume, 0)
+        ctx.set(tracker.dispatch_count, 0)
+        for lane, query, completing in ((1, 1, 0), (0, 0, 2)):
+            ctx.set(tracker.finishing, 1 << lane)
+            ctx.set(tracker.finishing_query[lane], query)
+            assert ctx.get(tracker.completing) == completing
+            await ctx.tick()
+        ctx.set(tracker.finishing, 0)
+        assert ctx.get(tracker.done) == 2
+
+    simulate(tracker, bench)
 
 
 def test_register_block_reads_writes_and_strobes():

@@ -24,6 +24,7 @@ class Mutant:
 LANE_TESTS = ("tests/test_frontend_blocks.py::test_lane_matches_the_bit_serial_reference_back_to_back",)
 FORMAL = ("tests/test_formal.py::test_lane_never_prunes_a_kept_key_nor_keeps_a_pruned_one",)
 FRONT_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny]",)
+FRONT_FIFO_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny-fifo3]",)
 FRONT_SKIP_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-small-skip]",)
 ENGINE_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny]",)
 BACKEND = ("tests/test_backend_blocks.py",)
@@ -72,7 +73,8 @@ RTL = [
                       "are fewer than the keys remaining"),
     Mutant("tracker-completes-out-of-order", "hw/rtl/scheduler.py",
            "complete[k].eq(in_order & (complete[k - 1] if k else 1))", "complete[k].eq(in_order)",
-           "a query completes before its predecessor", FRONT_RTL),
+           "a query completes before its predecessor",
+           ("tests/test_frontend_blocks.py::test_completion_tracker_completes_queries_in_order",)),
     Mutant("key-store-planes-lsb-first", "hw/rtl/key_store.py",
            "m.d.comb += bit.eq(B - 1 - step)", "m.d.comb += bit.eq(step)",
            "the key store writes planes LSB first",
@@ -82,7 +84,7 @@ RTL = [
            "zero-plane skipping drops the key's first significant plane", FRONT_SKIP_RTL),
     Mutant("fifo-full-ignored", "hw/rtl/qk_unit.py",
            "stall_terms = [push_kept & ~kept_fifo.w_rdy]", "stall_terms = [push_kept & ~kept_fifo.w_rdy & 0]",
-           "the front end does not wait while the kept-key FIFO is full", FRONT_RTL),
+           "the front end does not wait while the kept-key FIFO is full", FRONT_FIFO_RTL),
     Mutant("fifo-read-without-ready", "hw/rtl/qk_unit.py",
            "queue.r_en.eq(out.ready)", "queue.r_en.eq(1)",
            "an output FIFO drops beats the consumer did not take", FRONT_RTL),

@@ -26,7 +26,7 @@ from leopard.verif.mutants import MUTANTS, Mutant
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("hw", "model", "verif", "sw", "scripts")
 COPIED = (*PACKAGES, "tests", "pyproject.toml")
-TIMEOUT_SECONDS = 900
+TIMEOUT_SECONDS = 240
 """A mutant whose tests run longer than this (a hang) counts as killed by the timeout."""
 Progress = Callable[[str], None]
 
@@ -45,7 +45,7 @@ def select(names: list[str] | None) -> list[Mutant]:
 def _copy_project(into: Path) -> Path:
     """A copy of the project's code and tests in ``into``, and the package of links that imports it."""
     project = into / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
