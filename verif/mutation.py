@@ -85,7 +85,8 @@ def run_tests(project: Path, tests: tuple[str, ...]) -> tuple[str, str | None, f
         run = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
                              timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        return "timeout", None, time.perf_counter() - started
+        return "timeout", f"no test ended within {TIMEOUT_SECONDS} s (the design hangs)", \
+            time.perf_counter() - started
     seconds = time.perf_counter() - started
     if run.returncode == 0:
         return "passed", None, seconds
