@@ -24,6 +24,7 @@ class Mutant:
 LANE_TESTS = ("tests/test_frontend_blocks.py::test_lane_matches_the_bit_serial_reference_back_to_back",)
 FORMAL = ("tests/test_formal.py::test_lane_never_prunes_a_kept_key_nor_keeps_a_pruned_one",)
 FRONT_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny]",)
+FRONT_BARE_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny-bare]",)
 FRONT_FIFO_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny-fifo3]",)
 FRONT_SKIP_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-small-skip]",)
 ENGINE_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny]",)
@@ -102,7 +103,7 @@ RTL = [
     Mutant("one-query-too-many-in-flight", "hw/rtl/qk_unit.py",
            "job.slot_query < self.released + cfg.queries_in_flight",
            "job.slot_query <= self.released + cfg.queries_in_flight",
-           "one query more in flight than queries_in_flight", FRONT_RTL),
+           "one query more in flight than queries_in_flight", FRONT_BARE_RTL),
     Mutant("softmax-truncates", "hw/rtl/arith.py",
            "bias.eq(Const(1, len(bias)) << amount)", "bias.eq(0)",
            "round_shift truncates instead of rounding half up", BACKEND),
@@ -167,7 +168,7 @@ MODELS = [
            "the cycle model keeps a lane one cycle longer per key", CYCLES + FRONT_RTL),
     Mutant("cycles-in-flight-one-more", "model/reference/cycles.py",
            "if index >= in_flight:", "if index > in_flight:",
-           "the cycle model lets one query more into flight", FRONT_RTL),
+           "the cycle model lets one query more into flight", FRONT_BARE_RTL),
     Mutant("cycles-collect-one-later", "model/reference/cycles.py",
            "collected = done + KEPT_FIFO_LATENCY + 1", "collected = done + KEPT_FIFO_LATENCY + 2",
            "the back end's model collects a query a cycle late", ENGINE_RTL),

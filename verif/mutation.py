@@ -26,7 +26,7 @@ from leopard.verif.mutants import MUTANTS, Mutant
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("hw", "model", "verif", "sw", "scripts")
 COPIED = (*PACKAGES, "tests", "pyproject.toml")
-TIMEOUT_SECONDS = 240
+TIMEOUT_SECONDS = 120
 """A mutant whose tests run longer than this (a hang) counts as killed by the timeout."""
 Progress = Callable[[str], None]
 
