@@ -35,19 +35,25 @@ def load_trace(args: argparse.Namespace) -> trace_file.Trace:
     """The ``--trace`` file, run under ``--preset``/``--config`` when given: refused when that config
     differs from the trace's in more than its microarchitecture (lanes, buffers, zero-plane skipping…)."""
     trace = trace_file.load(args.trace)
+    return dataclasses.replace(trace, config=config_to_run(args, trace.config))
+
+
+def config_to_run(args: argparse.Namespace, own: EngineConfig) -> EngineConfig:
+    """The config to run a trace made for ``own`` under: ``--preset``/``--config`` when given (refused
+    when it differs from ``own`` in more than its microarchitecture), else ``own``."""
     given = config_from_args(args)
-    if given is None or given == trace.config:
-        return trace
-    if not trace.config.computes_like(given):
-        own, other = trace.config.to_dict(), given.to_dict()
-        diffs = ", ".join(f"{k} {own[k]} vs {other[k]}" for k in sorted(own)
-                          if own[k] != other[k] and k not in MICROARCHITECTURE)
+    if given is None or given == own:
+        return own
+    if not own.computes_like(given):
+        mine, other = own.to_dict(), given.to_dict()
+        diffs = ", ".join(f"{k} {mine[k]} vs {other[k]}" for k in sorted(mine)
+                          if mine[k] != other[k] and k not in MICROARCHITECTURE)
         option = f"--preset {args.preset}" if args.preset else f"--config {args.config}"
         raise LeopardError(
             f"trace {args.trace} holds problems of another config than {option} ({diffs}); "
             "drop the option or regenerate the trace"
         )
-    return dataclasses.replace(trace, config=given)
+    return given
 
 
 def progress(message: str) -> None:

@@ -7,9 +7,17 @@ import time
 from pathlib import Path
 
 from leopard.hw.files import write_atomic, write_json
-from leopard.model.reference import cycles, golden, report, synthetic
+from leopard.model.reference import cycles, golden, report, synthetic, whole_trace
 from leopard.model.reference import trace as trace_file
-from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, load_trace, number
+from leopard.scripts.common import (
+    SEED,
+    add_config_options,
+    config_from_args,
+    config_to_run,
+    integer,
+    number,
+    progress,
+)
 from leopard.scripts.paths import Output, declare
 
 
@@ -35,6 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_options(parser, default=None)
     parser.add_argument("--trace", required=True, metavar="FILE.npz")
     parser.add_argument("--out", required=True, metavar="REPORT.json")
+    parser.add_argument("--reference", action="store_true",
+                        help="the straightforward path: each problem alone (slow; the same report)")
     declare(parser, inputs=("config", "trace"), outputs=(Output("out"),))
     parser.set_defaults(run=run_golden)
 
@@ -66,9 +76,9 @@ def run_trace_random(args: argparse.Namespace) -> None:
 
 
 def run_golden(args: argparse.Namespace) -> None:
-    trace = load_trace(args)
-    golden.check_report_memory(trace)
-    figures = report.golden_report(trace.config, trace.problems())
+    figures = whole_trace.golden_report(
+        args.trace, config=lambda own: config_to_run(args, own), reference=args.reference, progress=progress,
+    )
     print(report.table(figures))
     write_json(args.out, figures)
     print(f"wrote {args.out}")

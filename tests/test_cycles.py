@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leopard.hw.config import preset
-from leopard.model.reference import cycles, golden, synthetic
+from leopard.model.reference import compiled_cycles, cycles, golden, synthetic
 
 
 def stepped(planes_by_query, lanes, in_flight):
@@ -76,3 +76,34 @@ def test_report_efficiency_is_high_on_long_queries():
     ideal = cycles.ideal_cycles(result.planes, result.visible, cfg.lanes)
     assert ideal / sum(job.cycles for job in jobs) > 0.95
     assert np.all(result.planes[result.visible] >= 1)
+
+
+@st.composite
+def jobs(draw):
+    """A problem's planes, visibility and kept mask, and an engine config to run it on."""
+    n = draw(st.integers(1, 10))
+    valid_len = draw(st.integers(1, n))
+    causal = draw(st.booleans())
+    cfg = preset("minilm").replace(
+        lanes=draw(st.integers(1, 9)), queries_in_flight=draw(st.sampled_from([2, 4, 8])),
+        result_buffers=draw(st.integers(2, 4)), v_lanes=draw(st.sampled_from([4, 8, 16, 32])),
+    )
+    planes = np.array(draw(st.lists(st.integers(1, 8), min_size=n * n, max_size=n * n))).reshape(1, n, n)
+    kept = np.array(draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))).reshape(1, n, n)
+    index = np.arange(n)
+    visible = (index[:, None] < valid_len) & (index[None, :] < valid_len)
+    if causal:
+        visible &= index[None, :] <= index[:, None]
+    return cfg, planes, visible[None], kept & visible[None], np.array([valid_len])
+
+
+@settings(max_examples=300, deadline=None)
+@given(jobs())
+def test_compiled_model_equals_the_readable_one(job):
+    cfg, planes, visible, kept, valid_len = job
+    rows = cycles.planes_by_query(planes[0], visible[0], int(valid_len[0]))
+    counts = kept[0].sum(axis=-1)[: int(valid_len[0])].tolist()
+    assert compiled_cycles.problem_cycles(cfg, planes, visible, valid_len).tolist() == [
+        cycles.job_cycles(cfg, rows).cycles]
+    assert compiled_cycles.problem_cycles(cfg, planes, visible, valid_len, kept).tolist() == [
+        cycles.job_cycles(cfg, rows, counts).cycles]

@@ -58,6 +58,11 @@ def test_a_third_party_numpy_file_loads(tmp_path):
     assert trace.causal and trace.valid_len.tolist() == [2]
 
 
+def _read_in_blocks(path):
+    with trace_file.TraceReader(path) as reader:
+        return [trace for _, trace in reader.blocks(2)]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -73,10 +78,11 @@ def test_a_third_party_numpy_file_loads(tmp_path):
         ({"layer": np.zeros(2, np.int64)}, "field 'layer': must have shape (3,), got (2,)"),
     ],
 )
-def test_malformed_fields_are_named(trace_path, tmp_path, changes, message):
+@pytest.mark.parametrize("read", [trace_file.load, _read_in_blocks])
+def test_malformed_fields_are_named(trace_path, tmp_path, changes, message, read):
     bad = _rewrite(trace_path, tmp_path, **changes)
     with pytest.raises(trace_file.TraceError) as error:
-        trace_file.load(bad)
+        read(bad)
     assert str(error.value).startswith(f"trace {bad}: {message}")
 
 

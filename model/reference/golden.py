@@ -89,32 +89,53 @@ def positive_sum(q: np.ndarray) -> np.ndarray:
     return np.maximum(q.astype(np.int64), 0).sum(axis=-1)
 
 
+def _exact_dtype(cfg: EngineConfig) -> type[np.floating]:
+    """float32 when every ``q·(k >> r)`` is below 2**24 (exact in float32), float64 otherwise."""
+    largest = cfg.head_dim << (cfg.q_bits + cfg.k_bits - 2)
+    return np.float32 if largest < 1 << 24 else np.float64
+
+
 def planes_needed(
     cfg: EngineConfig, q: np.ndarray, k: np.ndarray, threshold: np.ndarray
 ) -> np.ndarray:
+    """``[P, N, N]`` lane cycles the exact bound needs per key: see ``bound``."""
+    return bound(cfg, q, k, threshold)[0]
+
+
+def bound(
+    cfg: EngineConfig, q: np.ndarray, k: np.ndarray, threshold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``[P, N, N]`` lane cycles the exact bound needs per key (``docs/arithmetic.md`` §2).
 
     The bound ``UB_r = acc_r·2**r + (2**r − 1)·P`` with ``acc_r = Σ q_i·(k_i >> r)`` is tested when
     ``r`` planes remain after a step; the key is pruned at the first step whose test holds, kept after
     its last step. Without ``skip_zero_planes`` every plane is a step (``B − r*`` cycles, ``B`` when
     kept); with it, only the key's ``step_ends`` are (``k_bits`` at most, fewer when planes are skipped).
+    ``UB_r < θ`` is tested as ``acc_r < ⌈(θ − (2**r − 1)·P) / 2**r⌉``, a limit per query and ``r``
+    (products exact in ``_exact_dtype``; limits clamped to the range ``acc_r`` can reach). Also gives
+    which keys were pruned: the last step tests ``acc_0``, the score itself, so a key is pruned exactly
+    when its score is below ``θ``.
     """
     B = cfg.k_bits
     k = k.astype(np.int64)
+    dtype = _exact_dtype(cfg)
+    reach = float(cfg.head_dim << (cfg.q_bits + cfg.k_bits - 2)) + 1
     pos = positive_sum(q)[:, :, None]
     theta = threshold.astype(np.int64)[:, None, None]
+    q_float = q.astype(dtype)
     ends = step_ends(cfg, k)[:, None, :, :]
     steps = np.zeros((*q.shape[:2], k.shape[1]), np.int64)
     cycles = np.zeros_like(steps)
     decided = np.zeros(steps.shape, bool)
     for r in reversed(range(B)):
         check = ends[..., r]
-        steps = steps + check
-        acc = scores(q, k >> r)
-        prune = check & ~decided & (acc * (1 << r) + ((1 << r) - 1) * pos < theta)
+        steps += check
+        limit = np.clip(-((((1 << r) - 1) * pos - theta) >> r), -reach, reach).astype(dtype)
+        acc = np.matmul(q_float, np.swapaxes(k >> r, -1, -2).astype(dtype))
+        prune = check & ~decided & (acc < limit)
         cycles = np.where(prune, steps, cycles)
         decided |= prune
-    return np.where(decided, cycles, steps)
+    return np.where(decided, cycles, steps), decided
 
 
 def step_ends(cfg: EngineConfig, k: np.ndarray) -> np.ndarray:
@@ -193,3 +214,14 @@ def evaluate(
         planes = np.where(visible, planes_needed(cfg, problems.q, problems.k, problems.threshold), 0)
     probs, out = softmax(cfg, problems, score, kept)
     return GoldenResult(visible, score, kept, planes, probs, out)
+
+
+def decisions(
+    cfg: EngineConfig, problems: Problems, visible: np.ndarray, *, dense: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, planes)`` of ``evaluate`` alone, without scores and softmax (what the cycle model
+    needs)."""
+    if dense or not cfg.early_termination:
+        return visible, np.where(visible, cfg.k_bits, 0)
+    planes, pruned = bound(cfg, problems.q, problems.k, problems.threshold)
+    return visible & ~pruned, np.where(visible, planes, 0)

@@ -2,29 +2,89 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.model.reference import cycles, golden
+from leopard.model.reference import compiled_cycles, cycles, golden
+
+ProblemCycles = dict[str, list[int]]
+"""Cycles of every problem's job, per mode (``early_termination``, ``dense``)."""
+
+MODES = (("early_termination", False), ("dense", True))
+
+SUM_KEYS = ("pairs", "kept", "planes", "planes_kept", "back_ideal", "tokens")
 
 
-def _mean(values: np.ndarray) -> float | None:
-    return round(float(values.mean()), 6) if values.size else None
-
-
-def pruning_stats(result: golden.GoldenResult) -> dict[str, Any]:
-    """Pruning and plane statistics over the visible (valid, causally allowed) query–key pairs."""
-    planes = result.planes[result.visible]
-    kept = result.kept[result.visible]
+def problem_sums(cfg: EngineConfig, visible: np.ndarray, kept: np.ndarray, planes: np.ndarray,
+                 valid_len: np.ndarray) -> dict[str, np.ndarray]:
+    """``[P]`` integer sums per problem of an early-termination run: visible and kept pairs, planes over
+    visible and over kept pairs, the back end's ideal cycles ``Σ max(n·c, 1)`` over the valid queries
+    (``n`` kept keys, ``c = v_groups``), and tokens loaded."""
+    planes = np.where(visible, planes, 0)
+    counts = kept.sum(axis=-1, dtype=np.int64)
+    valid = np.arange(visible.shape[1])[None, :] < valid_len[:, None]
     return {
-        "pairs": int(planes.size),
-        "pruned_fraction": round(1.0 - float(kept.mean()), 6),
-        "mean_planes": _mean(planes),
-        "mean_planes_pruned": _mean(planes[~kept]),
-        "mean_planes_kept": _mean(planes[kept]),
+        "pairs": visible.sum(axis=(1, 2), dtype=np.int64),
+        "kept": counts.sum(axis=1),
+        "planes": planes.sum(axis=(1, 2), dtype=np.int64),
+        "planes_kept": np.where(kept, planes, 0).sum(axis=(1, 2), dtype=np.int64),
+        "back_ideal": np.where(valid, np.maximum(counts * cfg.v_groups, 1), 0).sum(axis=1),
+        "tokens": np.asarray(valid_len, np.int64),
     }
+
+
+class Totals:
+    """The report's figures accumulated over problems in trace order, a block at a time: integer sums,
+    the whole head's ideal cycles (a float sum, added problem by problem so that any blocking gives the
+    same bits) and every problem's cycles."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.cfg = cfg
+        self.sums = dict.fromkeys(SUM_KEYS, 0)
+        self.problems = 0
+        self.ideal_head = 0.0
+        self.front: ProblemCycles = {mode: [] for mode, _ in MODES}
+        self.head: ProblemCycles = {mode: [] for mode, _ in MODES}
+
+    def add(self, sums: dict[str, np.ndarray], front: ProblemCycles, head: ProblemCycles) -> None:
+        """Add consecutive problems: their ``problem_sums`` and their front-end and whole-head cycles."""
+        self.problems += len(sums["pairs"])
+        for key in SUM_KEYS:
+            self.sums[key] += int(sums[key].sum())
+        for planes, back in zip(sums["planes"].tolist(), sums["back_ideal"].tolist(), strict=True):
+            self.ideal_head += max(float(planes) / self.cfg.lanes, float(back))
+        for mode, _ in MODES:
+            self.front[mode] += front[mode]
+            self.head[mode] += head[mode]
+
+    def figures(self, *, mismatches: int | None = None) -> dict[str, Any]:
+        """The report keys of BRIEF §5 (``mismatches`` is added by ``leopard sim``)."""
+        sums, pairs, kept = self.sums, self.sums["pairs"], self.sums["kept"]
+
+        def mean(total: int, count: int) -> float | None:
+            return round(total / count, 6) if count else None
+
+        figures: dict[str, Any] = {
+            "problems": self.problems,
+            "pairs": pairs,
+            "pruned_fraction": round(1.0 - kept / pairs, 6),
+            "mean_planes": mean(sums["planes"], pairs),
+            "mean_planes_pruned": mean(sums["planes"] - sums["planes_kept"], pairs - kept),
+            "mean_planes_kept": mean(sums["planes_kept"], kept),
+            **cycle_figures(sum(self.front["early_termination"]), sum(self.front["dense"]),
+                            float(sums["planes"]) / self.cfg.lanes),
+            "cycles_load": sums["tokens"] * self.cfg.k_bits,
+            **cycle_figures(sum(self.head["early_termination"]), sum(self.head["dense"]), self.ideal_head,
+                            suffix="_head"),
+            "problem_cycles": {"front": self.front, "head": self.head},
+        }
+        if mismatches is not None:
+            figures["mismatches"] = mismatches
+        return figures
 
 
 def cycle_figures(
@@ -39,26 +99,70 @@ def cycle_figures(
     }
 
 
-ProblemCycles = dict[str, list[int]]
-"""Cycles of every problem's job, per mode (``early_termination``, ``dense``)."""
+def _by_length(problems: golden.Problems) -> Iterator[tuple[np.ndarray, golden.Problems]]:
+    """The problems grouped by token count, each group cut to its own length (no padding left)."""
+    for length in np.unique(problems.valid_len):
+        pick = np.flatnonzero(problems.valid_len == length)
+        n = int(length)
+        yield pick, dataclasses.replace(
+            problems, q=problems.q[pick, :n], k=problems.k[pick, :n], v=problems.v[pick, :n],
+            valid_len=problems.valid_len[pick], threshold=problems.threshold[pick],
+            scale_mantissa=problems.scale_mantissa[pick], scale_shift=problems.scale_shift[pick],
+        )
 
 
-def modelled_cycles(cfg: EngineConfig, problems: golden.Problems) -> dict[str, ProblemCycles]:
-    """The cycle model's per-problem cycles: ``{"front": {mode: [...]}, "head": {mode: [...]}}``."""
-    figures: dict[str, ProblemCycles] = {"front": {}, "head": {}}
-    for mode, dense in (("early_termination", False), ("dense", True)):
-        result = golden.run(cfg, problems, dense=dense)
-        front = cycles.frontend_cycles(cfg, result.planes, result.visible, problems.valid_len)
-        head = cycles.head_cycles(cfg, result.planes, result.visible, result.kept, problems.valid_len)
-        figures["front"][mode] = [job.cycles for job in front]
-        figures["head"][mode] = [job.cycles for job in head]
-    return figures
+def modelled(cfg: EngineConfig, problems: golden.Problems
+             ) -> tuple[dict[str, np.ndarray], ProblemCycles, ProblemCycles]:
+    """``problem_sums`` of the early-termination run and the cycle model's front-end and whole-head
+    cycles of every problem, both modes: the golden model's decisions and planes on each group of equal
+    length, the compiled cycle model (``compiled_cycles``)."""
+    count = problems.count
+    sums = {key: np.zeros(count, np.int64) for key in SUM_KEYS}
+    front = {mode: np.zeros(count, np.int64) for mode, _ in MODES}
+    head = {mode: np.zeros(count, np.int64) for mode, _ in MODES}
+    for pick, group in _by_length(problems):
+        visible = group.visible()
+        for mode, dense in MODES:
+            kept, planes = golden.decisions(cfg, group, visible, dense=dense)
+            if not dense:
+                for key, value in problem_sums(cfg, visible, kept, planes, group.valid_len).items():
+                    sums[key][pick] = value
+            front[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len)
+            head[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len, kept)
+    return (sums, {mode: values.tolist() for mode, values in front.items()},
+            {mode: values.tolist() for mode, values in head.items()})
+
+
+def reference(cfg: EngineConfig, problems: golden.Problems
+              ) -> tuple[dict[str, np.ndarray], ProblemCycles, ProblemCycles]:
+    """What ``modelled`` gives, the straightforward way: each problem on its own through the whole golden
+    model (``golden.run``) and the readable cycle model (``cycles.job_cycles``)."""
+    parts: list[dict[str, np.ndarray]] = []
+    front: ProblemCycles = {mode: [] for mode, _ in MODES}
+    head: ProblemCycles = {mode: [] for mode, _ in MODES}
+    for p in range(problems.count):
+        one = dataclasses.replace(
+            problems, q=problems.q[p:p + 1], k=problems.k[p:p + 1], v=problems.v[p:p + 1],
+            valid_len=problems.valid_len[p:p + 1], threshold=problems.threshold[p:p + 1],
+            scale_mantissa=problems.scale_mantissa[p:p + 1], scale_shift=problems.scale_shift[p:p + 1],
+        )
+        for mode, dense in MODES:
+            result = golden.run(cfg, one, dense=dense)
+            if not dense:
+                parts.append(problem_sums(cfg, result.visible, result.kept, result.planes, one.valid_len))
+            rows = cycles.planes_by_query(result.planes[0], result.visible[0], int(one.valid_len[0]))
+            front[mode].append(cycles.job_cycles(cfg, rows).cycles)
+            kept = result.kept[0].sum(axis=-1)[: int(one.valid_len[0])].tolist()
+            head[mode].append(cycles.job_cycles(cfg, rows, kept).cycles)
+    return {key: np.concatenate([part[key] for part in parts]) for key in SUM_KEYS}, front, head
 
 
 def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any]:
-    """What ``leopard golden`` writes: statistics and the modelled front-end and whole-head cycles."""
-    modelled = modelled_cycles(cfg, problems)
-    return report(cfg, problems, modelled["front"], modelled["head"])
+    """What ``leopard golden`` writes for problems held in memory: statistics and the modelled
+    front-end and whole-head cycles."""
+    totals = Totals(cfg)
+    totals.add(*modelled(cfg, problems))
+    return totals.figures()
 
 
 def report(
@@ -71,25 +175,10 @@ def report(
 ) -> dict[str, Any]:
     """The report keys of BRIEF §5 from per-problem front-end and whole-head cycles, modelled or
     measured (kept under ``problem_cycles``); ``mismatches`` is added by ``leopard sim``."""
-    early = golden.run(cfg, problems)
-    figures: dict[str, Any] = {
-        "problems": problems.count,
-        **pruning_stats(early),
-        **cycle_figures(
-            sum(front["early_termination"]), sum(front["dense"]),
-            cycles.ideal_cycles(early.planes, early.visible, cfg.lanes),
-        ),
-        "cycles_load": cycles.load_cycles(problems.valid_len, cfg.k_bits),
-        **cycle_figures(
-            sum(head["early_termination"]), sum(head["dense"]),
-            cycles.ideal_head_cycles(cfg, early.planes, early.visible, early.kept, problems.valid_len),
-            suffix="_head",
-        ),
-        "problem_cycles": {"front": front, "head": head},
-    }
-    if mismatches is not None:
-        figures["mismatches"] = mismatches
-    return figures
+    sums = modelled(cfg, problems)[0]
+    totals = Totals(cfg)
+    totals.add(sums, front, head)
+    return totals.figures(mismatches=mismatches)
 
 
 def _fmt(value: Any) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -14,6 +16,7 @@ from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import read_npz, write_npz
+from leopard.hw.npz_blocks import NpzBlocks
 from leopard.model.reference.golden import Attention, Problems
 
 REQUIRED = ("q", "k", "v", "valid_len", "causal", "threshold", "scale", "config")
@@ -148,9 +151,23 @@ def load(path: str | Path) -> Trace:
 
 
 def _from_fields(fields: dict[str, np.ndarray]) -> Trace:
-    missing = [name for name in REQUIRED if name not in fields]
+    _check_present(fields)
+    cfg, causal, source = _settings(fields)
+    return Trace(
+        config=cfg, q=fields["q"], k=fields["k"], v=fields["v"], valid_len=fields["valid_len"],
+        causal=causal, threshold=fields["threshold"], scale=fields["scale"],
+        layer=fields.get("layer"), head=fields.get("head"), source=source,
+    )
+
+
+def _check_present(names: Iterable[str]) -> None:
+    missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise _fail(missing[0], "missing")
+
+
+def _settings(fields: dict[str, np.ndarray]) -> tuple[EngineConfig, bool, str | None]:
+    """The config, causal flag and source of a trace's fields, checked."""
     config_field = fields["config"]
     if config_field.ndim != 0 or config_field.dtype.kind != "U":
         raise _fail("config", "must be a 0-d string holding the engine config as JSON")
@@ -164,12 +181,64 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Trace:
     source = fields.get("source")
     if source is not None and (source.ndim != 0 or source.dtype.kind != "U"):
         raise _fail("source", "must be a 0-d string")
-    return Trace(
-        config=cfg, q=fields["q"], k=fields["k"], v=fields["v"], valid_len=fields["valid_len"],
-        causal=bool(causal), threshold=fields["threshold"], scale=fields["scale"],
-        layer=fields.get("layer"), head=fields.get("head"),
-        source=None if source is None else str(source),
-    )
+    return cfg, bool(causal), None if source is None else str(source)
+
+
+STREAMED = ("q", "k", "v")
+"""The ``[P, N, D]`` fields ``TraceReader`` reads in blocks of problems; the others it reads whole."""
+
+
+class TraceReader:
+    """A trace file read in blocks of problems, for traces too large to hold in memory: every block is
+    a validated ``Trace`` of consecutive problems (``count`` in all, ``length`` tokens)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = NpzBlocks(self.path, "trace", TraceError)
+        try:
+            _check_present(self._file.members)
+            self._fields = {name: self._file.read(name) for name in self._file.members
+                            if name not in STREAMED}
+            self.config, self.causal, self.source = _settings(self._fields)
+            shapes = {name: self._file.shape(name) for name in STREAMED}
+            for name in STREAMED:
+                if len(shapes[name]) != 3:
+                    raise _fail(name, f"must have 3 dimensions, got shape {shapes[name]}")
+                if shapes[name] != shapes["q"]:
+                    raise _fail(name, f"shape {shapes[name]} differs from q's {shapes['q']}")
+            self.count, self.length = shapes["q"][:2]
+            for name in ("valid_len", "threshold", "scale", "layer", "head"):
+                value = self._fields.get(name)
+                if value is not None and value.shape != (self.count,):
+                    raise _fail(name, f"must have shape ({self.count},), got {value.shape}")
+        except LeopardError as error:
+            self._file.close()
+            raise TraceError(f"trace {self.path}: {error}") from None
+
+    def __enter__(self) -> TraceReader:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._file.close()
+
+    def blocks(self, problems: int, config: EngineConfig | None = None) -> Iterator[tuple[int, Trace]]:
+        """``(first problem index, trace)`` for blocks of ``problems`` consecutive problems, run under
+        ``config`` when given (the caller has checked it computes like the trace's)."""
+        start = 0
+        for block in self._file.blocks(STREAMED, problems):
+            end = start + block["q"].shape[0]
+            part = {name: value[start:end] for name, value in self._fields.items() if value.ndim == 1}
+            try:
+                trace = Trace(
+                    config=config or self.config, q=block["q"], k=block["k"], v=block["v"],
+                    valid_len=part["valid_len"], causal=self.causal, threshold=part["threshold"],
+                    scale=part["scale"], layer=part.get("layer"), head=part.get("head"), source=self.source,
+                )
+            except LeopardError as error:
+                raise TraceError(f"trace {self.path}: {error} (in problems {start}-{end - 1})") from None
+            yield start, trace
+            start = end
 
 
 def save(trace: Trace, path: str | Path) -> None:

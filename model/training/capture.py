@@ -2,7 +2,8 @@
 keep every (sentence, layer, head) attention problem in the trace format (``model/reference/trace.py``).
 
 Sentences: the test split of the export's data settings, permuted with ``default_rng(seed)``; the first
-``count`` are taken, in that order. They run as one batch through the quantized, hard-pruned model;
+``count`` are taken, in that order. They run through the quantized, hard-pruned model in batches of
+``BATCH`` (every batch padded to the longest chosen sentence);
 problem ``p = (sentence·layers + layer)·heads + head`` holds that head's integer ``q``, ``k``, ``v``,
 padded with zeros to the longest chosen sentence, ``valid_len`` its token count (``[CLS]`` and ``[SEP]``
 included), the exported ``θ_int`` and ``scale`` of its (layer, head).
@@ -34,6 +35,11 @@ class RealTrace:
     predictions: np.ndarray
 
 
+BATCH = 64
+"""Sentences run through the model at once: bounds the capture's memory (the golden model's pair arrays
+of a batch) on traces of the whole test set."""
+
+
 def pick(examples: Examples, count: int, seed: int) -> np.ndarray:
     """Indices of ``count`` test sentences: the first of ``default_rng(seed).permutation``."""
     if not 1 <= count <= len(examples):
@@ -60,23 +66,29 @@ def capture(
     if longest > export.config.max_seq_len:
         raise LeopardError(f"a sentence has {longest} tokens, over the config's max_seq_len")
     tokens, valid = pad(ids)
-    core = HardwareCore(export.config, export.quantization(), export.threshold, export.threshold_int,
-                        capture=True)
-    with torch.no_grad():
-        predictions = export.classifier()(tokens, valid, core).argmax(dim=-1).numpy()
+    classifier = export.classifier()
     layers, heads = export.threshold.shape
+    cfg = export.config
+    dtypes = {"q": int_dtype(cfg.q_bits), "k": int_dtype(cfg.k_bits), "v": int_dtype(cfg.v_bits),
+              "out": np.int64}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
+    predictions = []
+    for start in range(0, len(chosen), BATCH):
+        core = HardwareCore(cfg, export.quantization(), export.threshold, export.threshold_int, capture=True)
+        batch = slice(start, start + BATCH)
+        with torch.no_grad():
+            predictions.append(classifier(tokens[batch], valid[batch], core).argmax(dim=-1).numpy())
+        for name, dtype in dtypes.items():
+            # [sentences, layers, heads, N, D] flattened to [P, N, D]
+            parts[name].append(np.stack([getattr(c, name) for c in core.captured], axis=1).reshape(
+                -1, tokens.shape[1], export.bert.head_dim).astype(dtype))
 
     def stack(name: str) -> np.ndarray:
-        """``[sentences, layers, heads, N, D]`` flattened to ``[P, N, D]``."""
-        return np.stack([getattr(c, name) for c in core.captured], axis=1).reshape(
-            -1, tokens.shape[1], export.bert.head_dim
-        )
+        return np.concatenate(parts[name])
 
-    count, cfg = len(chosen), export.config
+    count = len(chosen)
     trace = Trace(
-        config=cfg,
-        q=stack("q").astype(int_dtype(cfg.q_bits)), k=stack("k").astype(int_dtype(cfg.k_bits)),
-        v=stack("v").astype(int_dtype(cfg.v_bits)),
+        config=cfg, q=stack("q"), k=stack("k"), v=stack("v"),
         valid_len=np.repeat(valid.sum(dim=1).numpy().astype(np.int32), layers * heads),
         causal=False,
         threshold=np.tile(export.threshold_int.ravel(), count),
@@ -85,4 +97,4 @@ def capture(
         head=np.tile(np.arange(heads, dtype=np.int32), count * layers),
         source=source,
     )
-    return RealTrace(trace, stack("out"), np.asarray(chosen), predictions)
+    return RealTrace(trace, stack("out"), np.asarray(chosen), np.concatenate(predictions))

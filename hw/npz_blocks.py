@@ -1,0 +1,121 @@
+"""Reading an ``.npz`` archive too large for memory: its small members whole, its large ones as blocks of
+rows, decompressed as they are read (so memory holds one block of each streamed member at a time)."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import numpy as np
+
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import NPY_MAGIC
+from leopard.hw.resources import check_memory
+
+
+class NpzBlocks:
+    """An open ``.npz`` file; errors are one ``error`` line naming the file (a ``what``) and member."""
+
+    def __init__(self, path: str | Path, what: str, error: type[LeopardError] = LeopardError) -> None:
+        self.path, self.what, self.error = Path(path), what, error
+        try:
+            self._stream = self.path.open("rb")
+        except FileNotFoundError:
+            raise error(f"{what} {self.path}: no such file") from None
+        except IsADirectoryError:
+            raise error(f"{what} {self.path} is a folder, not an .npz file") from None
+        except OSError as problem:
+            raise error(f"cannot read {what} {self.path}: {problem.strerror or problem}") from None
+        try:
+            if self._stream.read(len(NPY_MAGIC)) == NPY_MAGIC:
+                raise error(f"{what} {self.path} is a bare .npy array, not an .npz archive of named arrays")
+            self._stream.seek(0)
+            self._archive = zipfile.ZipFile(self._stream)
+        except zipfile.BadZipFile:
+            self._stream.close()
+            raise error(f"{what} {self.path} is not an .npz file (not a zip archive of .npy arrays)"
+                        ) from None
+        except LeopardError:
+            self._stream.close()
+            raise
+        self.members = {}
+        for info in self._archive.infolist():
+            if not info.filename.endswith(".npy"):
+                self.close()
+                raise error(f"{what} {self.path}: member {info.filename!r} is not a .npy array")
+            self.members[info.filename.removesuffix(".npy")] = info
+
+    def __enter__(self) -> NpzBlocks:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._archive.close()
+        self._stream.close()
+
+    def _damaged(self, name: str, problem: Exception) -> LeopardError:
+        detail = str(problem).splitlines()[0] if str(problem) else ""
+        return self.error(f"{self.what} {self.path}: member {name!r} is damaged or not a plain array "
+                          f"({type(problem).__name__}: {detail})")
+
+    def read(self, name: str) -> np.ndarray:
+        """The whole member ``name`` (refused when it would not fit in memory)."""
+        info = self.members[name]
+        check_memory(info.file_size, f"reading {name} of {self.what} {self.path}",
+                     "use a smaller file or raise the limit")
+        try:
+            with self._archive.open(info) as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+        except Exception as problem:  # a damaged member fails in zlib, zipfile, the header parser or NumPy
+            raise self._damaged(name, problem) from None
+
+    def _header(self, name: str, member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+        try:
+            version = np.lib.format.read_magic(member)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if reader is None:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = reader(member)
+        except Exception as problem:
+            raise self._damaged(name, problem) from None
+        if fortran or dtype.hasobject or not shape:
+            raise self.error(f"{self.what} {self.path}: member {name!r} must be a C-ordered plain array "
+                             "of rows")
+        return shape, dtype
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of member ``name``, from its header alone."""
+        with self._archive.open(self.members[name]) as member:
+            return self._header(name, member)[0]
+
+    def blocks(self, names: tuple[str, ...], rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """Blocks of ``rows`` leading-axis rows of the members ``names`` (same row count), in order."""
+        opened = {name: self._archive.open(self.members[name]) for name in names}
+        try:
+            layouts = {name: self._header(name, member) for name, member in opened.items()}
+            count = layouts[names[0]][0][0]
+            for start in range(0, count, rows):
+                block = {}
+                for name, member in opened.items():
+                    shape, dtype = layouts[name]
+                    take = min(rows, count - start)
+                    size = take * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+                    try:
+                        data = member.read(size)
+                    except Exception as problem:
+                        raise self._damaged(name, problem) from None
+                    if len(data) != size:
+                        raise self.error(f"{self.what} {self.path}: member {name!r} ends early: the file is "
+                                         "damaged, write it again")
+                    block[name] = np.frombuffer(data, dtype).reshape(take, *shape[1:])
+                yield block
+        finally:
+            for member in opened.values():
+                member.close()

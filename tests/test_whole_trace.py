@@ -1,0 +1,66 @@
+import dataclasses
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from leopard.hw.config import preset
+from leopard.hw.files import json_text
+from leopard.model.reference import report, synthetic, whole_trace
+from leopard.model.reference import trace as trace_file
+from leopard.scripts.cli import main
+
+
+def mixed_trace(name, seed, *, causal=False, skip=False, problems=30):
+    """A synthetic trace whose problems have random token counts (grouped and cut by the fast path)."""
+    cfg = preset(name).replace(skip_zero_planes=skip)
+    trace = synthetic.random_trace(cfg, seed=seed, problems=problems, causal=causal)
+    lengths = np.random.default_rng(seed).integers(1, trace.length + 1, trace.count)
+    return dataclasses.replace(trace, valid_len=lengths.astype(np.int32))
+
+
+@pytest.mark.parametrize(("name", "causal", "skip"), [
+    ("tiny", False, False), ("small", True, False), ("small", False, True), ("minilm", True, True),
+])
+def test_fast_report_equals_the_reference_path(name, causal, skip):
+    trace = mixed_trace(name, 3, causal=causal, skip=skip)
+    problems = trace.problems()
+    totals = report.Totals(trace.config)
+    totals.add(*report.reference(trace.config, problems))
+    assert json_text(report.golden_report(trace.config, problems)) == json_text(totals.figures())
+
+
+def test_any_block_size_gives_the_same_report(tmp_path):
+    trace = mixed_trace("small", 5, problems=23)
+    path = tmp_path / "t.npz"
+    trace_file.save(trace, path)
+    whole = json_text(report.golden_report(trace.config, trace.problems()))
+    pair_bytes = report.golden.REPORT_BYTES_PER_PAIR * trace.length ** 2
+    for problems in (1, 4, 7, 23, 100):
+        assert whole_trace.block_problems(trace.length, problems * pair_bytes) == problems
+        assert json_text(whole_trace.golden_report(path, block_bytes=problems * pair_bytes)) == whole
+
+
+def test_golden_command_and_its_reference_path_write_the_same_bytes(tmp_path):
+    path = tmp_path / "t.npz"
+    trace_file.save(mixed_trace("small", 8, causal=True), path)
+    fast, slow = tmp_path / "fast.json", tmp_path / "slow.json"
+    assert main(["golden", "--trace", str(path), "--out", str(fast)]) == 0
+    assert main(["golden", "--trace", str(path), "--out", str(slow), "--reference"]) == 0
+    assert fast.read_bytes() == slow.read_bytes()
+    assert json.loads(fast.read_text())["problems"] == 30
+
+
+def test_a_member_cut_short_is_named_and_nothing_is_written(tmp_path, capsys):
+    path, cut = tmp_path / "t.npz", tmp_path / "cut.npz"
+    trace_file.save(mixed_trace("small", 2), path)
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(cut, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, data[: len(data) // 2] if info.filename == "k.npy" else data)
+    out = tmp_path / "report.json"
+    assert main(["golden", "--trace", str(cut), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"leopard golden: error: trace {cut}: member 'k' ends early: the file is damaged, write it again"
+    assert not out.exists()
