@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Callable
 
+from leopard.hw import fanout
 from leopard.hw.config import MICROARCHITECTURE, EngineConfig, preset
 from leopard.hw.errors import LeopardError
 from leopard.model.reference import trace as trace_file
@@ -54,6 +56,31 @@ def config_to_run(args: argparse.Namespace, own: EngineConfig) -> EngineConfig:
             "drop the option or regenerate the trace"
         )
     return given
+
+
+WORKERS_VARIABLE = "LEOPARD_WORKERS"
+"""Overrides the default of ``--workers`` (the machine's cores)."""
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--scheduler``: where the command's independent points run (``hw/fanout.py``)."""
+    parser.add_argument("--workers", type=integer(1), metavar="N",
+                        help=f"local Dask worker processes (default: ${WORKERS_VARIABLE}, else one per "
+                             "core; 1 runs every point in this process)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the points on the Dask cluster whose scheduler is at ADDRESS "
+                             "(e.g. tcp://10.0.0.5:8786) instead of local workers")
+
+
+def pool_from_args(args: argparse.Namespace) -> fanout.Pool:
+    """The ``fanout.Pool`` that ``--workers`` / ``--scheduler`` ask for."""
+    workers, given = args.workers, os.environ.get(WORKERS_VARIABLE, "")
+    if workers is None and given:
+        if not given.isdigit() or int(given) < 1:
+            raise LeopardError(f"${WORKERS_VARIABLE} must be a whole number of workers, at least 1, got "
+                               f"{given!r}")
+        workers = int(given)
+    return fanout.Pool(workers, args.scheduler)
 
 
 def progress(message: str) -> None:

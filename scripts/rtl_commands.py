@@ -10,7 +10,15 @@ from leopard.hw.files import write_atomic, write_json
 from leopard.hw.regmap import register_map
 from leopard.hw.rtl.generate import TOPS, generate
 from leopard.model.reference import report
-from leopard.scripts.common import add_config_options, config_from_args, integer, load_trace, progress
+from leopard.scripts.common import (
+    add_cluster_options,
+    add_config_options,
+    config_from_args,
+    integer,
+    load_trace,
+    pool_from_args,
+    progress,
+)
 from leopard.scripts.paths import Output, declare
 from leopard.sw import codegen
 from leopard.verif import player_sim, simulate, trace_sim
@@ -38,6 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk", type=integer(1), default=1024, metavar="P",
                         help="at most P problems per simulator launch (fewer when the player's program "
                              "memory is full; progress is shown per launch)")
+    add_cluster_options(parser)
     declare(parser, inputs=("config", "trace"), outputs=(Output("out", beside=(".timing.json",)),))
     parser.set_defaults(run=run_sim)
 
@@ -68,7 +77,7 @@ def run_sim(args: argparse.Namespace) -> int:
     out = Path(args.out)
     figures, timings, measured = trace_sim.simulate_trace_file(
         trace, args.sim, chunk=args.chunk, waves_dir=out.parent if args.waves else None,
-        stalls=args.stalls, progress=progress,
+        stalls=args.stalls, progress=progress, pool=pool_from_args(args),
     )
     print(report.table(figures))
     write_json(out, figures)

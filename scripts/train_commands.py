@@ -12,7 +12,16 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model.reference import levers, report
 from leopard.model.training.runtime import torch_ready
-from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, number
+from leopard.scripts.common import (
+    SEED,
+    add_cluster_options,
+    add_config_options,
+    config_from_args,
+    integer,
+    number,
+    pool_from_args,
+    progress,
+)
 from leopard.scripts.paths import Output, declare
 
 if TYPE_CHECKING:
@@ -95,6 +104,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lambdas", default="0.05,0.1,0.2,0.4,0.8", metavar="L1,L2,…",
                         help="comma-separated λ values (default: 0.05,0.1,0.2,0.4,0.8)")
     parser.add_argument("--out", default="runs/sweep", metavar="DIR")
+    add_cluster_options(parser)
     declare(parser, inputs=("config", "data", "model"), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_sweep)
 
@@ -186,7 +196,8 @@ def run_sweep(args: argparse.Namespace) -> None:
     except ValueError:
         raise LeopardError(f"--lambdas must be comma-separated numbers, got {args.lambdas!r}") from None
     summary = sweep.run(Path(args.out), lambdas, _settings(args, lambdas[0]), _spec(args),
-                        config_from_args(args), model_dir=_model_dir(args), progress=not args.no_progress)
+                        config_from_args(args), model_dir=_model_dir(args), progress=not args.no_progress,
+                        pool=pool_from_args(args), report=progress)
     print(summary["table"], end="")
     print(f"outputs in {args.out}/")
 

@@ -1,9 +1,12 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("LEOPARD_WORKERS", "1")
+"""Commands run their points in the test's own process unless a test asks for Dask workers."""
 
 
 @pytest.fixture(scope="session")

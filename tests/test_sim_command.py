@@ -30,6 +30,15 @@ def test_sim_report_equals_golden_report_plus_mismatches(trace_path, tmp_path, m
     assert json.loads(sim.with_suffix(".timing.json").read_text())["engine"]["simulated_cycles"] > 0
 
 
+def test_sim_on_two_dask_workers_writes_the_serial_report(trace_path, tmp_path):
+    serial, spread = tmp_path / "serial.json", tmp_path / "spread.json"
+    for out, workers in ((serial, "1"), (spread, "2")):
+        assert main(["sim", "--trace", str(trace_path), "--sim", "icarus", "--chunk", "1", "--workers", workers,
+                     "--out", str(out)]) == 0
+    assert spread.read_bytes() == serial.read_bytes()
+    assert json.loads(serial.read_text())["problems"] == 3
+
+
 def test_sim_twice_gives_identical_reports(trace_path, tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     for out in (first, second):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS
 
+from leopard.hw import fanout
 from leopard.hw.errors import LeopardError
 from leopard.model.reference import plots
 from leopard.model.training import export, sweep
@@ -94,6 +95,20 @@ def test_sweep_writes_the_table_and_plots(training_inputs, tmp_path):
     assert "Dense control" in table
     for name in ("tradeoff.png", "thresholds-lambda-0.1.png", "thresholds-lambda-0.5.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_sweep_on_two_dask_workers_writes_the_serial_sweeps_files(training_inputs, tmp_path):
+    model_dir, spec = training_inputs
+    settings = replace(TINY_SETTINGS, epochs=0.5)
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers-{workers}"
+        sweep.run(out, [0.1, 0.5], settings, spec, TINY_ENGINE, model_dir=model_dir, progress=False,
+                  pool=fanout.Pool(workers))
+        outputs[workers] = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*"))
+                            if path.is_file() and path.suffix != ".pt" and path.name != "timing.json"}
+    assert len(outputs[1]) == 3 * len(OUTPUTS) + 5  # and sweep.json, sweep.md, three plots
+    assert outputs[2] == outputs[1]
 
 
 def test_train_command_on_a_users_csv(training_inputs, tmp_path, capsys):

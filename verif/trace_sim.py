@@ -1,16 +1,19 @@
 """A trace run on the emitted Verilog (``leopard sim``): every problem on the front end and on the
-engine, in both modes, on the trace player (``verif/player_sim.py``), the two tops in parallel; the
-golden model runs once for the whole trace and every launch is checked against it. Returns the report
-of ``leopard sim`` and its timings."""
+engine, in both modes, on the trace player (``verif/player_sim.py``), the launches of both tops as
+points on a ``fanout.Pool`` (Dask workers); the golden model runs once for the whole trace, is sent to
+every worker once, and every launch is checked against it. Returns the report of ``leopard sim`` and
+its timings."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leopard.hw import fanout
+from leopard.hw.config import EngineConfig
 from leopard.hw.resources import check_memory
 from leopard.model.reference import golden, report
 from leopard.model.reference import trace as trace_file
@@ -19,36 +22,56 @@ from leopard.verif import playback, player_sim
 Progress = Callable[[str], None]
 STALLS = {"idle": 0.3, "backpressure": 0.5, "batches": 2}
 """The stalled run ``--stalls`` adds (early termination, values checked, cycles not)."""
+TOPS = ("frontend", "engine")
 
 
-def simulate_trace(
-    trace: trace_file.Trace, sim: str, top: str, *, chunk: int, waves_dir: Path | None, stalls: bool,
-    expected: dict[str, golden.GoldenResult], progress: Progress, depth: int = player_sim.PROGRAM_DEPTH,
-) -> dict[str, Any]:
-    """Every problem of ``trace`` on ``top`` in both modes, in launches of at most ``chunk`` problems
-    (one launch with waveforms) whose programs fit in ``depth`` words when they can; the measured
-    cycles per problem and mode, mismatches, messages and the simulator's time and rate."""
-    cfg, problems = trace.config, trace.problems()
+@dataclass(frozen=True)
+class Plan:
+    """One top's launches: the workloads of at most ``chunk`` problems and the player build."""
+
+    top: str
+    parts: list[playback.Workload]
+    compiled: player_sim.PlayerBuild
+
+
+def plan(trace: trace_file.Trace, problems: golden.Problems, sim: str, top: str, *, chunk: int,
+         waves: bool, stalls: bool, depth: int) -> Plan:
+    """Every problem on ``top`` in both modes, in launches of at most ``chunk`` problems (one launch with
+    waveforms) whose programs fit in ``depth`` words when they can; the player built for them (cached
+    by the Verilog's hash)."""
+    cfg = trace.config
     every = playback.Workload(tuple(range(problems.count)))
     budget = depth // 2 - 1 if stalls else depth - 1
-    parts = player_sim.split(cfg, top, problems, every, problems.count if waves_dir else chunk, budget)
-    started = time.perf_counter()
-    progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's hash)")
+    parts = player_sim.split(cfg, top, problems, every, problems.count if waves else chunk, budget)
     words = max(length for _, length in parts)
-    compiled = player_sim.build(cfg, top, sim, waves=waves_dir is not None,
+    compiled = player_sim.build(cfg, top, sim, waves=waves,
                                 depth=player_sim.depth_for(2 * words + 2 if stalls else words + 1))
+    return Plan(top, [part for part, _ in parts], compiled)
+
+
+def launch_part(cfg: EngineConfig, sim: str, top: str,
+                shared: tuple[golden.Problems, dict[str, golden.GoldenResult]], part: playback.Workload,
+                index: int, *, compiled: player_sim.PlayerBuild, waves_dir: Path | None, stalls: bool
+                ) -> dict[str, Any]:
+    """One launch of ``part`` (and its stalled run with ``stalls``) of the problems and their golden
+    results ``shared``: ``player_sim.launch``'s outcome."""
+    problems, expected = shared
+    segments = [player_sim.Segment(problems, expected, part)]
+    if stalls:
+        segments.append(player_sim.Segment(problems, expected, playback.Workload(
+            part.problems, modes=("early_termination",), seed=index, **STALLS)))
+    return player_sim.launch(cfg, top, sim, segments, compiled=compiled, waves_dir=waves_dir)
+
+
+def _totals(outcomes: list[dict[str, Any]], build_seconds: float, core_sha256: str) -> dict[str, Any]:
+    """One top's launches added up in launch order: the measured cycles per problem and mode,
+    mismatches, messages, failed problems and the simulator's time."""
     totals: dict[str, Any] = {
         "problem_cycles": {mode: [] for mode in playback.MODES}, "mismatches": 0, "messages": [],
         "failed": [], "job_cycles": 0, "sim_cycles": 0, "load_seconds": 0.0, "run_seconds": 0.0,
-        "check_seconds": 0.0,
-        "build_seconds": time.perf_counter() - started, "core_sha256": compiled.core_sha256,
+        "check_seconds": 0.0, "build_seconds": build_seconds, "core_sha256": core_sha256,
     }
-    for index, (part, _) in enumerate(parts, 1):
-        segments = [player_sim.Segment(problems, expected, part)]
-        if stalls:
-            segments.append(player_sim.Segment(problems, expected, playback.Workload(
-                part.problems, modes=("early_termination",), seed=index, **STALLS)))
-        outcome = player_sim.launch(cfg, top, sim, segments, compiled=compiled, waves_dir=waves_dir)
+    for outcome in outcomes:
         for mode in playback.MODES:
             totals["problem_cycles"][mode].extend(outcome["segments"][0][mode]["problem_cycles"])
         for key in ("mismatches", "job_cycles", "sim_cycles", "load_seconds", "run_seconds", "check_seconds"):
@@ -57,10 +80,13 @@ def simulate_trace(
         totals["failed"].extend(p for p in outcome["failed"] if p not in totals["failed"])
         if "waves" in outcome:
             totals["waves"] = outcome["waves"]
-        rate = outcome["job_cycles"] / max(outcome["run_seconds"], 1e-9)
-        progress(f"[{index}/{len(parts)}] {sim} {top}: problems {part.problems[0]}..{part.problems[-1]} "
-                 f"of {problems.count}, {outcome['mismatches']} mismatches, {rate:,.0f} job cycles/s")
     return totals
+
+
+def _rate(outcome: dict[str, Any]) -> str:
+    rate = outcome["job_cycles"] / max(outcome["run_seconds"], 1e-9)
+    return f"{outcome['mismatches']} mismatches, {rate:,.0f} job cycles/s"
+
 
 BYTES_PER_PAIR = 480
 """Peak memory of ``leopard sim`` per padded query–key pair (golden results of both modes for both tops,
@@ -69,24 +95,43 @@ the players' programs and the results read back); measured: 420 bytes on 512 pro
 
 def simulate_trace_file(
     trace: trace_file.Trace, sim: str, *, chunk: int, waves_dir: Path | None, stalls: bool,
-    progress: Progress, depth: int = player_sim.PROGRAM_DEPTH,
+    progress: Progress, depth: int = player_sim.PROGRAM_DEPTH, pool: fanout.Pool | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
     """Both tops on every problem: ``(report, timings, per-top totals)``; the report has ``leopard
     golden``'s keys and ``mismatches``, the timings each top's cycles, seconds and rates."""
-    check_memory(BYTES_PER_PAIR * trace.count * trace.length ** 2,
-                 f"simulating {trace.count} problems of {trace.length} tokens",
-                 "split the trace into smaller files")
-    expected = player_sim.expected_results(trace.config, trace.problems())
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        running = {
-            top: pool.submit(simulate_trace, trace, sim, top, chunk=chunk, waves_dir=waves_dir,
-                             stalls=stalls, expected=expected, progress=progress, depth=depth)
-            for top in ("frontend", "engine")
-        }
-        measured = {top: future.result() for top, future in running.items()}
+    pool = pool or fanout.Pool(1)
+    copies = 1 if pool.serial else 1 + pool.workers
+    check_memory(BYTES_PER_PAIR * copies * trace.count * trace.length ** 2,
+                 f"simulating {trace.count} problems of {trace.length} tokens"
+                 + ("" if pool.serial else f" here and on {pool.workers} workers"),
+                 "split the trace into smaller files" + ("" if pool.serial else " or use fewer --workers"))
+    cfg, problems = trace.config, trace.problems()
+    expected = player_sim.expected_results(cfg, problems)
+    plans = []
+    for top in TOPS:
+        started = time.perf_counter()
+        progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's hash)")
+        plans.append((plan(trace, problems, sim, top, chunk=chunk, waves=waves_dir is not None,
+                           stalls=stalls, depth=depth), time.perf_counter() - started))
+    with pool:
+        shared = pool.share((problems, expected))
+        points = [
+            fanout.Point(f"{sim} {each.top}: problems {part.problems[0]}..{part.problems[-1]} of "
+                         f"{problems.count}", launch_part,
+                         (cfg, sim, each.top, shared, part, index),
+                         {"compiled": each.compiled, "waves_dir": waves_dir, "stalls": stalls})
+            for each, _ in plans for index, part in enumerate(each.parts, 1)
+        ]
+        progress(f"{len(points)} launches on {pool.describe()}")
+        outcomes = fanout.values(pool.run(points, progress, what="launches", summary=_rate), "launches")
+    measured, first = {}, 0
+    for each, seconds in plans:
+        mine = outcomes[first:first + len(each.parts)]
+        first += len(each.parts)
+        measured[each.top] = _totals(mine, seconds, each.compiled.core_sha256)
     mismatches = sum(m["mismatches"] for m in measured.values())
     figures = report.report(
-        trace.config, trace.problems(), measured["frontend"]["problem_cycles"],
+        cfg, problems, measured["frontend"]["problem_cycles"],
         measured["engine"]["problem_cycles"], mismatches=mismatches,
     )
     timings = {

@@ -1,24 +1,27 @@
 """A sweep over ``λ``: one training run per value, sharing the fine-tuning phase (it does not depend on
-``λ``: each later run resumes from the first run's ``finetuned.pt``), then the trade-off table
+``λ``: it runs once, in the first run's folder, and every run resumes from its ``finetuned.pt``; the
+runs are points on Dask workers, ``hw/fanout.py``), then the trade-off table
 (``sweep.md``, ``sweep.json``), the trade-off plot (``tradeoff.png``) and a threshold map per ``λ``
 (``thresholds-lambda-<λ>.png``). The dense control (same schedule, no thresholds) runs beside them."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from leopard.hw import fanout
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic, write_json
 from leopard.model.reference import plots
 from leopard.model.training import export
 from leopard.model.training.data import DataSpec
-from leopard.model.training.train import CHECKPOINT, EXPORT, FINETUNED, TrainSettings, train
+from leopard.model.training.train import CHECKPOINT, EXPORT, FINETUNED, TrainSettings, finetune, train
 
 
 def run_name(lam: float) -> str:
@@ -73,22 +76,35 @@ CONTROL = "dense-control"
 
 
 def run(out: Path, lambdas: list[float], settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
-        *, model_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+        *, model_dir: Path | None = None, progress: bool = True, pool: fanout.Pool | None = None,
+        report: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train every ``λ`` in ``out/lambda-<λ>`` and the dense control in ``out/dense-control`` (resuming
-    what is there), then write the results."""
+    what is there), then write the results. The shared fine-tuning runs first, then every run as a point
+    on ``pool`` (``progress``: training bars, in this process only; ``report``: a line per finished
+    point)."""
     if len(set(lambdas)) != len(lambdas) or not lambdas:
         raise LeopardError(f"--lambdas must list distinct values, got {lambdas}")
     first = out / run_name(lambdas[0])
     runs = [(run_name(lam), replace(settings, lam=lam)) for lam in lambdas]
     runs.append((CONTROL, replace(settings, prune=False)))
-    summaries = {}
-    for name, run_settings in runs:
-        run_dir = out / name
+    pool = pool or fanout.Pool(1)
+    bars = progress and pool.serial
+    with pool:
         shared = first / FINETUNED
-        if run_dir != first and not (run_dir / CHECKPOINT).exists() and shared.exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shared, run_dir / CHECKPOINT)
-        summaries[name] = train(run_dir, run_settings, spec, cfg, model_dir=model_dir, progress=progress)
+        if not shared.exists() and not (first / EXPORT).exists():
+            fanout.values(pool.run([fanout.Point("fine-tuning", finetune, (first, runs[0][1], spec, cfg),
+                                                 {"model_dir": model_dir, "progress": bars})], report,
+                                   what="stages"), "stages")
+        for name, _ in runs[1:]:
+            run_dir = out / name
+            if not (run_dir / CHECKPOINT).exists() and shared.exists():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shared, run_dir / CHECKPOINT)
+        points = [fanout.Point(name, train, (out / name, run_settings, spec, cfg),
+                               {"model_dir": model_dir, "progress": bars}) for name, run_settings in runs]
+        summaries = dict(zip([name for name, _ in runs],
+                             fanout.values(pool.run(points, report, what="training runs"), "training runs"),
+                             strict=True))
     control = summaries.pop(CONTROL)
     finetune_accuracy = control["finetune_accuracy"]
     control_accuracy = control["evaluation"]["accuracy"]

@@ -390,15 +390,24 @@ class Trainer:
             summary = json.loads(done.read_text())
             if summary["settings"] == asdict(self.settings):
                 return summary
-        bar = tqdm(total=self.schedule.total, initial=self.state.step, desc="train", unit="step",
+        self._train_until(self.schedule.total)
+        return self.finish()
+
+    def run_finetune(self) -> None:
+        """Train (or resume) to the end of the fine-tuning phase only, which saves ``finetuned.pt``: the
+        phase does not depend on ``λ``, so the runs of a sweep share it."""
+        self.resume()
+        self._train_until(self.schedule.finetune)
+
+    def _train_until(self, last: int) -> None:
+        bar = tqdm(total=last, initial=min(self.state.step, last), desc="train", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         with bar:
-            while self.state.step < self.schedule.total:
+            while self.state.step < last:
                 record = self.step()
                 bar.update(1)
                 bar.set_postfix(phase=record["phase"], loss=f"{record['loss']:.3f}",
                                 pruned=f"{record['pruned']:.3f}")
-        return self.finish()
 
     def step(self) -> dict[str, Any]:
         """One optimizer step; returns its log record."""
@@ -563,6 +572,12 @@ def requantize(made: export.Export, dataset: Dataset, quant: quantize.QuantSetti
         scale_q=scales.scale_q, scale_k=scales.scale_k, scale_v=scales.scale_v,
         key_channel_scale=scales.key_channel,
     )
+
+
+def finetune(run_dir: str | Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
+             *, model_dir: Path | None = None, progress: bool = True) -> None:
+    """The fine-tuning phase of ``train`` alone, ending with ``run_dir/finetuned.pt``."""
+    Trainer(Path(run_dir), settings, spec, cfg, model_dir=model_dir, progress=progress).run_finetune()
 
 
 def train(run_dir: str | Path, settings: TrainSettings, spec: DataSpec, cfg: EngineConfig,
