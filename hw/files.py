@@ -159,15 +159,17 @@ def read_json(path: str | Path, what: str, *, expect: type | None = dict) -> Any
     return value
 
 
-def write_npz(fields: dict[str, np.ndarray], path: str | Path) -> None:
-    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically."""
+def write_npz(fields: dict[str, np.ndarray], path: str | Path, *, compress: bool = True) -> None:
+    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically.
+    Without ``compress`` the members are stored as they are, so that readers can memory-map them."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
         for name, array in fields.items():
             member = io.BytesIO()
             np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = method
             archive.writestr(info, member.getvalue())
     write_atomic(path, buffer.getvalue())
 

@@ -1,5 +1,6 @@
 """Reading an ``.npz`` archive too large for memory: its small members whole, its large ones as blocks of
-rows, decompressed as they are read (so memory holds one block of each streamed member at a time)."""
+rows, decompressed as they are read (so memory holds one block of each streamed member at a time), or
+any range of rows read directly when they are stored uncompressed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import numpy as np
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import NPY_MAGIC
 from leopard.hw.resources import check_memory
+
+LOCAL_HEADER = 30
+"""Bytes of a zip member's local header before its file name and extra field."""
 
 
 class NpzBlocks:
@@ -41,6 +45,7 @@ class NpzBlocks:
         except LeopardError:
             self._stream.close()
             raise
+        self._layouts: dict[str, tuple[int, tuple[int, ...], np.dtype]] = {}
         self.members = {}
         for info in self._archive.infolist():
             if not info.filename.endswith(".npy"):
@@ -89,6 +94,36 @@ class NpzBlocks:
             raise self.error(f"{self.what} {self.path}: member {name!r} must be a C-ordered plain array "
                              "of rows")
         return shape, dtype
+
+    def stored(self, name: str) -> bool:
+        """Whether member ``name`` is stored uncompressed (``rows`` reads any range of it)."""
+        return self.members[name].compress_type == zipfile.ZIP_STORED
+
+    def rows(self, name: str, start: int, end: int) -> np.ndarray:
+        """Rows ``start`` to ``end − 1`` of the stored member ``name``, read from the file alone."""
+        if name not in self._layouts:
+            info = self.members[name]
+            self._stream.seek(info.header_offset)
+            local = self._stream.read(LOCAL_HEADER)
+            if len(local) != LOCAL_HEADER or local[:4] != b"PK\x03\x04":
+                raise self.error(f"{self.what} {self.path}: member {name!r} has a damaged zip header")
+            begin = (info.header_offset + LOCAL_HEADER + int.from_bytes(local[26:28], "little")
+                     + int.from_bytes(local[28:30], "little"))
+            self._stream.seek(begin)
+            shape, dtype = self._header(name, self._stream)
+            offset = self._stream.tell()
+            if offset - begin + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
+                raise self.error(f"{self.what} {self.path}: member {name!r} ends early: the file is "
+                                 "damaged, write it again")
+            self._layouts[name] = offset, shape, dtype
+        offset, shape, dtype = self._layouts[name]
+        row = int(np.prod(shape[1:], dtype=np.int64))
+        self._stream.seek(offset + start * row * dtype.itemsize)
+        data = self._stream.read((end - start) * row * dtype.itemsize)
+        if len(data) != (end - start) * row * dtype.itemsize:
+            raise self.error(f"{self.what} {self.path}: member {name!r} ends early: the file is damaged, "
+                             "write it again")
+        return np.frombuffer(data, dtype).reshape(end - start, *shape[1:])
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of member ``name``, from its header alone."""

@@ -15,7 +15,15 @@ from leopard.hw.fpga import board as board_flow
 from leopard.hw.fpga import flow, synth, synth_report
 from leopard.hw.json_shape import NUMBER, check
 from leopard.hw.rtl.generate import TOPS
-from leopard.scripts.common import add_config_options, config_from_args, integer, number, progress
+from leopard.scripts.common import (
+    add_cluster_options,
+    add_config_options,
+    config_from_args,
+    integer,
+    number,
+    pool_from_args,
+    progress,
+)
 from leopard.scripts.paths import Output, declare
 
 BASELINE_SHAPE = {"tolerance": NUMBER, "slack": NUMBER,
@@ -36,6 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="designs to implement (default: both)")
     parser.add_argument("--seed", type=integer(0), default=1, help="nextpnr seed (default 1)")
     parser.add_argument("--out", required=True, metavar="DIR")
+    add_cluster_options(parser)
     declare(parser, inputs=("config",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_synth)
 
@@ -94,7 +103,7 @@ def run_synth(args: argparse.Namespace) -> None:
     configs = _configs(args)
     out = Path(args.out)
     report = flow.synthesize_sweep(configs, args.tops, synth.target(args.target), seed=args.seed, out=out,
-                                   progress=progress)
+                                   progress=progress, pool=pool_from_args(args))
     print(synth_report.table(report), end="")
     print(f"wrote {out}/synth.json, synth.md{', synth.png' if len(configs) > 1 else ''} "
           f"(wall times in synth.timing.json)")

@@ -7,15 +7,17 @@ import time
 from pathlib import Path
 
 from leopard.hw.files import write_atomic, write_json
-from leopard.model.reference import cycles, golden, report, synthetic, whole_trace
+from leopard.model.reference import compiled_cycles, cycles, golden, report, synthetic, whole_trace
 from leopard.model.reference import trace as trace_file
 from leopard.scripts.common import (
     SEED,
+    add_cluster_options,
     add_config_options,
     config_from_args,
     config_to_run,
     integer,
     number,
+    pool_from_args,
     progress,
 )
 from leopard.scripts.paths import Output, declare
@@ -45,6 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="REPORT.json")
     parser.add_argument("--reference", action="store_true",
                         help="the straightforward path: each problem alone (slow; the same report)")
+    add_cluster_options(parser)
     declare(parser, inputs=("config", "trace"), outputs=(Output("out"),))
     parser.set_defaults(run=run_golden)
 
@@ -78,6 +81,7 @@ def run_trace_random(args: argparse.Namespace) -> None:
 def run_golden(args: argparse.Namespace) -> None:
     figures = whole_trace.golden_report(
         args.trace, config=lambda own: config_to_run(args, own), reference=args.reference, progress=progress,
+        pool=pool_from_args(args),
     )
     print(report.table(figures))
     write_json(args.out, figures)
@@ -91,9 +95,15 @@ def run_bench_golden(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result = golden.run(cfg, problems)
     model_seconds = time.perf_counter() - start
+    compiled_cycles.problem_cycles(cfg, result.planes[:1], result.visible[:1], problems.valid_len[:1])
     start = time.perf_counter()
-    cycles.frontend_cycles(cfg, result.planes, result.visible, problems.valid_len)
+    compiled_cycles.problem_cycles(cfg, result.planes, result.visible, problems.valid_len)
     cycle_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for p in range(problems.count):
+        cycles.job_cycles(cfg, cycles.planes_by_query(result.planes[p], result.visible[p],
+                                                      int(problems.valid_len[p])))
+    readable_seconds = time.perf_counter() - start
     keys = int(result.visible.sum())
     figures = {
         "keys": keys,
@@ -101,6 +111,8 @@ def run_bench_golden(args: argparse.Namespace) -> None:
         "golden_keys_per_second": round(keys / model_seconds),
         "cycle_model_seconds": round(cycle_seconds, 4),
         "cycle_model_keys_per_second": round(keys / cycle_seconds),
+        "readable_cycle_model_seconds": round(readable_seconds, 4),
+        "readable_cycle_model_keys_per_second": round(keys / readable_seconds),
     }
     print(report.table(figures))
     write_json(Path(args.out), figures)

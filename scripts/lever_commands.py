@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from leopard.model.training.runtime import torch_ready
-from leopard.scripts.common import integer, progress
+from leopard.scripts.common import add_cluster_options, integer, pool_from_args, progress
 from leopard.scripts.paths import Output, declare
 
 
@@ -22,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--work", default="runs/levers", metavar="DIR",
                         help="per-variant traces and evaluations, reused when unchanged "
                              "(default: runs/levers)")
-    parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=integer(1), default=1,
+                        help="torch threads of each variant's run (default: 1; the traces depend on it)")
+    add_cluster_options(parser)
     declare(parser, inputs=("manifest",), outputs=(Output("out", folder=True), Output("work", folder=True)))
     parser.set_defaults(run=run_bench_levers)
 
@@ -32,5 +34,6 @@ def run_bench_levers(args: argparse.Namespace) -> None:
     from leopard.model.training import lever_bench
 
     out = Path(args.out)
-    print(lever_bench.bench(Path(args.manifest), out, Path(args.work), progress), end="")
+    print(lever_bench.bench(Path(args.manifest), out, Path(args.work), progress, pool=pool_from_args(args),
+                            threads=args.threads), end="")
     print(f"wrote {out / 'levers.json'} and {out / 'levers.md'}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from leopard.scripts.common import SEED, integer, progress
+from leopard.scripts.common import SEED, add_cluster_options, integer, pool_from_args, progress
 from leopard.scripts.paths import Output, declare
 from leopard.verif import mutation, simulate, soak
 from leopard.verif.mutants import MUTANTS
@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/soak", metavar="DIR",
                         help="soak.json, soak.md, soak.timing.json and, on a failure, first-failure.npz "
                              "(default: runs/soak)")
+    add_cluster_options(parser)
     declare(parser, outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_soak)
 
@@ -41,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_soak(args: argparse.Namespace) -> int:
     simulate.check_simulator(args.sim)
     out = Path(args.out)
-    result = soak.run(args.keys, args.seed, out, sim=args.sim, progress=progress)
+    result = soak.run(args.keys, args.seed, out, sim=args.sim, progress=progress, pool=pool_from_args(args))
     print(soak.table(result), end="")
     print(f"wrote {out}/soak.json and soak.md (wall times in soak.timing.json)"
           + (f"; the first failing problem in {out}/first-failure.npz" if result["first_failure"] else ""))

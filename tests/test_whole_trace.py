@@ -5,8 +5,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from leopard.hw import fanout
 from leopard.hw.config import preset
-from leopard.hw.files import json_text
+from leopard.hw.files import json_text, read_npz, write_npz
 from leopard.model.reference import report, synthetic, whole_trace
 from leopard.model.reference import trace as trace_file
 from leopard.scripts.cli import main
@@ -40,6 +41,31 @@ def test_any_block_size_gives_the_same_report(tmp_path):
     for problems in (1, 4, 7, 23, 100):
         assert whole_trace.block_problems(trace.length, problems * pair_bytes) == problems
         assert json_text(whole_trace.golden_report(path, block_bytes=problems * pair_bytes)) == whole
+
+
+def test_a_compressed_trace_is_streamed_to_the_same_report(tmp_path):
+    trace = mixed_trace("small", 6, problems=17)
+    stored, deflated = tmp_path / "stored.npz", tmp_path / "deflated.npz"
+    trace_file.save(trace, stored)
+    write_npz(read_npz(stored, "trace"), deflated, compress=True)
+    with trace_file.TraceReader(stored) as a, trace_file.TraceReader(deflated) as b:
+        assert a.random_access and not b.random_access
+    assert deflated.stat().st_size < stored.stat().st_size
+    reports = [json_text(whole_trace.golden_report(path, block_bytes=5 * report.golden.REPORT_BYTES_PER_PAIR
+                                                    * trace.length ** 2)) for path in (stored, deflated)]
+    assert reports[0] == reports[1] == json_text(report.golden_report(trace.config, trace.problems()))
+
+
+@pytest.mark.parametrize("name", ["stored.npz", "deflated.npz"])
+def test_golden_on_two_dask_workers_writes_the_serial_report(tmp_path, name):
+    path = tmp_path / name
+    trace_file.save(mixed_trace("small", 9, problems=40), path)
+    if name == "deflated.npz":
+        write_npz(read_npz(path, "trace"), path, compress=True)
+    block = 3 * report.golden.REPORT_BYTES_PER_PAIR * 20 ** 2
+    serial, spread = (json_text(whole_trace.golden_report(path, block_bytes=block, pool=fanout.Pool(workers)))
+                      for workers in (1, 2))
+    assert spread == serial
 
 
 def test_golden_command_and_its_reference_path_write_the_same_bytes(tmp_path):

@@ -137,7 +137,7 @@ RTL = [
 
 MODELS = [
     Mutant("golden-bound-off-by-one", "model/reference/golden.py",
-           "((1 << r) - 1) * pos < theta)", "((1 << r) - 1) * pos <= theta)",
+           "prune = check & ~decided & (acc < limit)", "prune = check & ~decided & (acc <= limit)",
            "the golden bound test one too loose", GOLDEN),
     Mutant("golden-keeps-above-only", "model/reference/golden.py",
            "kept = visible & (score >= problems.threshold", "kept = visible & (score > problems.threshold",
@@ -172,9 +172,16 @@ MODELS = [
     Mutant("cycles-collect-one-later", "model/reference/cycles.py",
            "collected = done + KEPT_FIFO_LATENCY + 1", "collected = done + KEPT_FIFO_LATENCY + 2",
            "the back end's model collects a query a cycle late", ENGINE_RTL),
-    Mutant("cycles-ideal-per-lane-pair", "model/reference/cycles.py",
-           "return float(planes[visible].sum()) / lanes", "return float(planes[visible].sum()) / (2 * lanes)",
-           "the ideal counts half the planes", CYCLES),
+    Mutant("cycles-ideal-per-lane-pair", "model/reference/report.py",
+           "max(float(planes) / self.cfg.lanes, float(back))",
+           "max(float(planes) / (2 * self.cfg.lanes), float(back))",
+           "the whole head's ideal counts half the planes", CYCLES),
+    Mutant("compiled-cycles-empty-pass", "model/reference/compiled_cycles.py",
+           "last_issue = start + max(count * groups, 1)", "last_issue = start + count * groups",
+           "the compiled model lets a query with no kept key pass in no cycle", CYCLES),
+    Mutant("report-fast-path-drops-a-length", "model/reference/report.py",
+           "for length in np.unique(problems.valid_len):", "for length in np.unique(problems.valid_len)[1:]:",
+           "the fast report path skips the problems of the shortest length", ("tests/test_whole_trace.py",)),
 ]
 
 MUTANTS = RTL + MODELS

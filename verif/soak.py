@@ -8,7 +8,6 @@ times go to a separate timing file."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from leopard.hw import fanout
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic, write_json
@@ -95,36 +95,46 @@ def plan(keys: int, seed: int) -> list[Point]:
     return points
 
 
-def run(keys: int, seed: int, out: Path, *, sim: str, progress: Progress) -> dict[str, Any]:
-    """Soak ``keys`` pairs over at least ``MIN_CONFIGS`` configs; write ``out/soak.json``, ``soak.md``,
-    ``soak.timing.json`` and, when a problem fails, ``out/first-failure.npz`` (that problem alone)."""
+def soak_point(point: Point, sim: str) -> tuple[dict[str, Any], trace_file.Trace | None]:
+    """One config's random trace on both tops (with the stalled run): its report row, and the trace of
+    its first failing problem alone when one failed."""
+    trace = synthetic.random_trace(point.cfg, seed=point.seed, problems=point.problems, length=point.length,
+                                   prune_fraction=point.prune_fraction, causal=point.causal)
+    figures, _, measured = trace_sim.simulate_trace_file(
+        trace, sim, chunk=1024, waves_dir=None, stalls=True, progress=lambda message: None,
+        depth=PROGRAM_DEPTH)
+    failed = sorted({p for m in measured.values() for p in m["failed"]})
+    row = {
+        "config": point.cfg.to_dict(), "seed": point.seed, "problems": point.problems, "length": point.length,
+        "causal": point.causal, "prune_fraction": point.prune_fraction, "keys": point.keys,
+        "mismatches": figures["mismatches"], "failed_problems": failed,
+        "cycles": figures["cycles"], "cycles_head": figures["cycles_head"],
+        "messages": [message for m in measured.values() for message in m["messages"]][:5],
+    }
+    return row, trace.select(failed[:1]) if failed else None
+
+
+def run(keys: int, seed: int, out: Path, *, sim: str, progress: Progress,
+        pool: fanout.Pool | None = None) -> dict[str, Any]:
+    """Soak ``keys`` pairs over at least ``MIN_CONFIGS`` configs, each a point on ``pool``; write
+    ``out/soak.json``, ``soak.md``, ``soak.timing.json`` and, when a problem fails,
+    ``out/first-failure.npz`` (that problem alone)."""
     if keys < 1:
         raise LeopardError(f"--keys must be at least 1, got {keys}")
     points = plan(keys, seed)
-    rows, seconds, failure = [], {}, None
-    for index, point in enumerate(points, 1):
-        started = time.perf_counter()
-        trace = synthetic.random_trace(point.cfg, seed=point.seed, problems=point.problems,
-                                       length=point.length, prune_fraction=point.prune_fraction,
-                                       causal=point.causal)
-        progress(f"[{index}/{len(points)}] {describe(point.cfg)}: {point.problems} problems of "
-                 f"{point.length} tokens{' causal' if point.causal else ''}, {point.keys:,} keys")
-        figures, _, measured = trace_sim.simulate_trace_file(
-            trace, sim, chunk=1024, waves_dir=None, stalls=True, progress=lambda message: None,
-            depth=PROGRAM_DEPTH)
-        failed = sorted({p for m in measured.values() for p in m["failed"]})
-        rows.append({
-            "config": point.cfg.to_dict(), "seed": point.seed, "problems": point.problems,
-            "length": point.length,
-            "causal": point.causal, "prune_fraction": point.prune_fraction, "keys": point.keys,
-            "mismatches": figures["mismatches"], "failed_problems": failed,
-            "cycles": figures["cycles"], "cycles_head": figures["cycles_head"],
-            "messages": [message for m in measured.values() for message in m["messages"]][:5],
-        })
-        if failed and failure is None:
-            failure = (index, trace.select(failed[:1]))
-        seconds[f"config-{index}"] = round(time.perf_counter() - started, 1)
-        progress(f"[{index}/{len(points)}] {figures['mismatches']} mismatches")
+    with pool or fanout.Pool(1) as running:
+        keys_planned = sum(point.keys for point in points)
+        progress(f"{len(points)} configs, {keys_planned:,} keys, on {running.describe()}")
+        work = [fanout.Point(f"config {index} ({describe(point.cfg)}: {point.problems} problems of "
+                             f"{point.length} tokens{' causal' if point.causal else ''})",
+                             soak_point, (point, sim))
+                for index, point in enumerate(points, 1)]
+        outcomes = running.run(work, progress, what="configs",
+                               summary=lambda value: f"{value[0]['mismatches']} mismatches")
+    done = fanout.values(outcomes, "configs")
+    rows = [row for row, _ in done]
+    seconds = {f"config-{index}": round(outcome.seconds, 1) for index, outcome in enumerate(outcomes, 1)}
+    failure = next(((index, trace) for index, (_, trace) in enumerate(done, 1) if trace is not None), None)
     report = {
         "schema": "leopard-soak/1", "seed": seed, "keys_asked": keys, "simulator": sim, "space": {
             name: list(values) for name, values in SPACE.items()},

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from leopard.hw import fanout
 from leopard.hw.config import EngineConfig, preset
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import json_text, publish_folder, read_json, staging_folder, write_atomic, write_json
@@ -40,12 +41,22 @@ def point_key(cfg: EngineConfig, top: str, tgt: synth.Target, seed: int, tools: 
     }).encode()).hexdigest()
 
 
+def implement_point(cfg: EngineConfig, top: str, tgt: synth.Target, seed: int, key: str,
+                    cached: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Synthesize, place and route one (top, config) and keep the finished point in ``cached``."""
+    result, seconds = synth.implement(cfg, top, tgt, seed=seed, progress=progress or (lambda message: None))
+    point = {"key": key, "result": result, "seconds": seconds}
+    write_json(cached, point, now=True)
+    return point
+
+
 def synthesize_sweep(
     configs: list[EngineConfig], tops: list[str], tgt: synth.Target, *, seed: int, out: Path,
-    progress: Progress,
+    progress: Progress, pool: fanout.Pool | None = None,
 ) -> dict[str, Any]:
     """Synthesize, place and route every (top, config) into ``out`` (``synth.json``, ``synth.md``,
-    ``synth.timing.json``, ``config.json``, and ``synth.png`` for a lane sweep); return the report.
+    ``synth.timing.json``, ``config.json``, and ``synth.png`` for a lane sweep); return the report. The
+    points run on ``pool`` (one thread each).
 
     Finished points wait in ``OUT.partial/points`` until the whole run is done, so a rerun after an
     interruption skips them."""
@@ -54,23 +65,26 @@ def synthesize_sweep(
     tops = [top for top in synth.DESIGN_ORDER if top in tops]
     tools = synth.tool_versions()
     steps = [(top, cfg) for top in tops for cfg in configs]
-    results, timings = [], {}
-    for index, (top, cfg) in enumerate(steps, 1):
+    points: dict[str, dict[str, Any]] = {}
+    missing = []
+    for top, cfg in steps:
         name = f"{top}-lanes{cfg.lanes}"
         key = point_key(cfg, top, tgt, seed, tools)
         cached = staging / "points" / f"{name}.json"
         if cached.exists() and read_json(cached, "synthesis point").get("key") == key:
-            progress(f"[{index}/{len(steps)}] {name}: reusing the finished run in {cached}")
-            point = read_json(cached, "synthesis point")
+            progress(f"{name}: reusing the finished run in {cached}")
+            points[name] = read_json(cached, "synthesis point")
         else:
-            result, seconds = synth.implement(
-                cfg, top, tgt, seed=seed,
-                progress=lambda message, i=index: progress(f"[{i}/{len(steps)}] {message}"),
-            )
-            point = {"key": key, "result": result, "seconds": seconds}
-            write_json(cached, point)
-        results.append(point["result"])
-        timings[name] = point["seconds"]
+            missing.append((name, (cfg, top, tgt, seed, key, cached)))
+    with pool or fanout.Pool(1) as running:
+        inner = {"progress": progress} if running.serial else {}
+        pending = [fanout.Point(name, implement_point, arguments, inner) for name, arguments in missing]
+        if pending:
+            progress(f"{len(pending)} place-and-route runs on {running.describe()}")
+        done = fanout.values(running.run(pending, progress, what="synthesis points"), "synthesis points")
+    points.update(zip([point.name for point in pending], done, strict=True))
+    results = [points[f"{top}-lanes{cfg.lanes}"]["result"] for top, cfg in steps]
+    timings = {f"{top}-lanes{cfg.lanes}": points[f"{top}-lanes{cfg.lanes}"]["seconds"] for top, cfg in steps}
     base = configs[0].to_dict()
     del base["lanes"]
     report: dict[str, Any] = {

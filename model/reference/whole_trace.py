@@ -3,8 +3,10 @@ and cycle models, the report accumulated in trace order (``report.Totals``).
 
 Memory holds the trace's per-problem scalars, every problem's four cycle counts, and one block: about
 ``BLOCK_BYTES`` (the block's padded pairs times ``golden.REPORT_BYTES_PER_PAIR``), whatever the trace's
-size. The report is the same, bit for bit, for any block size and for the straightforward reference path
-(``report.reference``: each problem alone through ``golden.run`` and ``cycles.job_cycles``).
+size (and at most two blocks per Dask worker in flight; workers read their blocks from the file
+themselves when its members are stored uncompressed, as ``leopard trace`` writes them). The report is
+the same, bit for bit, for any block size, any number of workers and for the straightforward reference
+path (``report.reference``: each problem alone through ``golden.run`` and ``cycles.job_cycles``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from leopard.hw import fanout
 from leopard.hw.config import EngineConfig
 from leopard.model.reference import golden, report
-from leopard.model.reference.trace import TraceReader
+from leopard.model.reference.trace import Trace, TraceReader, read_block
 
 BLOCK_BYTES = 256 << 20
 """Working memory of one block of problems."""
@@ -30,6 +35,20 @@ def block_problems(length: int, block_bytes: int = BLOCK_BYTES) -> int:
     return max(1, block_bytes // (golden.REPORT_BYTES_PER_PAIR * length * length))
 
 
+Block = tuple[dict[str, np.ndarray], report.ProblemCycles, report.ProblemCycles]
+"""One block's ``problem_sums`` and cycles (what ``report.Totals.add`` takes)."""
+
+
+def block_report(cfg: EngineConfig, trace: Trace, reference: bool) -> Block:
+    """The ``Block`` of the problems ``trace``."""
+    return (report.reference if reference else report.modelled)(cfg, trace.problems())
+
+
+def block_report_from_file(path: Path, start: int, end: int, cfg: EngineConfig, reference: bool) -> Block:
+    """The ``Block`` of problems ``start`` to ``end − 1``, read by the worker from the trace file itself."""
+    return block_report(cfg, read_block(path, start, end, cfg), reference)
+
+
 def golden_report(
     path: str | Path,
     *,
@@ -37,18 +56,26 @@ def golden_report(
     reference: bool = False,
     block_bytes: int = BLOCK_BYTES,
     progress: Callable[[str], None] | None = None,
+    pool: fanout.Pool | None = None,
 ) -> dict[str, Any]:
     """The golden report of the trace file ``path``, run under ``config(trace's config)`` when given;
-    ``reference`` takes the straightforward path (slow; for checking the fast one)."""
-    with TraceReader(path) as reader:
+    ``reference`` takes the straightforward path (slow; for checking the fast one). Blocks run as points
+    on ``pool``, at most two per worker in flight."""
+    with TraceReader(path) as reader, pool or fanout.Pool(1) as running:
         cfg = config(reader.config) if config else reader.config
         totals = report.Totals(cfg)
-        model = report.reference if reference else report.modelled
+        size = block_problems(reader.length, block_bytes)
+        if reader.random_access and not running.serial:
+            points = (fanout.Point(f"problems {start}-{end - 1}", block_report_from_file,
+                                   (Path(path).resolve(), start, end, cfg, reference))
+                      for start in range(0, reader.count, size) for end in [min(start + size, reader.count)])
+        else:
+            points = (fanout.Point(f"problems {start}-{start + trace.count - 1}", block_report,
+                                   (cfg, trace, reference)) for start, trace in reader.blocks(size, cfg))
         last = time.monotonic()
-        for start, trace in reader.blocks(block_problems(reader.length, block_bytes), cfg):
-            totals.add(*model(cfg, trace.problems()))
-            done = start + trace.count
-            if progress and (time.monotonic() - last >= PROGRESS_SECONDS or done == reader.count):
-                progress(f"golden: {done:,} of {reader.count:,} problems")
+        for outcome in running.stream(points, window=2 * running.workers):
+            totals.add(*fanout.values([outcome], "blocks")[0])
+            if progress and (time.monotonic() - last >= PROGRESS_SECONDS or totals.problems == reader.count):
+                progress(f"golden: {totals.problems:,} of {reader.count:,} problems")
                 last = time.monotonic()
     return totals.figures()

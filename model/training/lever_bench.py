@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from leopard.hw import fanout
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import read_json, write_atomic, write_json
 from leopard.model.reference import levers
 from leopard.model.training import export, lever_runs
+from leopard.model.training.quantize import QuantSettings
 
 MANIFEST_SCHEMA = "leopard-levers/1"
 SYNTH_SCHEMA = "leopard-synth/1"
@@ -102,8 +105,18 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
-def bench(path: Path, out: Path, work: Path, progress: Callable[[str], None]) -> str:
-    """Run the manifest at ``path``; write ``out/levers.json`` and ``out/levers.md``; return the table."""
+def prepare_variant(export_path: Path, quant: QuantSettings | None, sentences: int, seed: int, work: Path,
+                    threads: int) -> lever_runs.Prepared:
+    """``lever_runs.prepare`` with ``threads`` torch threads (the same in every worker, so that the
+    traces do not depend on where they ran)."""
+    torch.set_num_threads(threads)
+    return lever_runs.prepare(export_path, quant, sentences, seed, work)
+
+
+def bench(path: Path, out: Path, work: Path, progress: Callable[[str], None], *,
+          pool: fanout.Pool | None = None, threads: int = 1) -> str:
+    """Run the manifest at ``path``, each variant a point on ``pool`` with ``threads`` torch threads;
+    write ``out/levers.json`` and ``out/levers.md``; return the table."""
     manifest = load_manifest(path)
     base = path.parent
     reports = _synthesis_reports(manifest, base)
@@ -122,12 +135,17 @@ def bench(path: Path, out: Path, work: Path, progress: Callable[[str], None]) ->
             except LeopardError as error:
                 raise LeopardError(f"{where}: {error}") from None
         settings.append((where, quant))
+    with pool or fanout.Pool(1) as running:
+        progress(f"{len(variants)} variants on {running.describe()}: requantize, trace {sentences} "
+                 "sentences, evaluate (minutes each; reused when unchanged)")
+        points = [
+            fanout.Point(variant["name"], prepare_variant, (base / variant["export"], quant, sentences, seed,
+                                                            work / _slug(variant["name"]), threads))
+            for variant, (_, quant) in zip(variants, settings, strict=True)
+        ]
+        prepared = fanout.values(running.run(points, progress, what="variants"), "variants")
     rows, reference = [], None
-    for index, (variant, (where, quant)) in enumerate(zip(variants, settings, strict=True), 1):
-        progress(f"[{index}/{len(variants)}] {variant['name']}: requantize, trace {sentences} sentences, "
-                 "evaluate (minutes; reused when unchanged)")
-        made = lever_runs.prepare(base / variant["export"], quant, sentences, seed,
-                                  work / _slug(variant["name"]))
+    for variant, (where, _), made in zip(variants, settings, prepared, strict=True):
         if reference is not None and not np.array_equal(made.trace.valid_len, reference):
             raise LeopardError(f"{where}: its export tokenizes the sentences differently from the first")
         reference = made.trace.valid_len
