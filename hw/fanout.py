@@ -5,12 +5,13 @@ given by its scheduler's address; with one local worker, in this process.
 Every point runs in a worker with one thread (torch and BLAS too); results come back in the order the
 points were given, whatever order they finish in, so a run on any number of workers gives the same
 result as a one-worker run. A point that fails is reported with its error and the others go on.
-Workers of an existing cluster must have leopard installed and see the same file system (the points
-read and write files by path).
+Workers of an existing cluster must have leopard installed and see the same file system at the same
+paths (the points read and write files by path, relative to the submitting command's folder).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -31,12 +32,14 @@ threshold: every large NumPy array is then mapped and faulted in afresh, half th
 
 @dataclass(frozen=True)
 class Point:
-    """One call ``function(*args, **kwargs)``, named in progress and error lines."""
+    """One call ``function(*args, **kwargs)``, named in progress and error lines; ``cost`` estimates its
+    work (the costliest points start first, so that a long one does not start last)."""
 
     name: str
     function: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,28 @@ def machine_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _call(name: str, function: Callable[..., Any], kwargs: dict[str, Any], *args: Any) -> Outcome:
-    """Run one point, turning a failure into its error line (the arguments are passed flat so that
-    Dask gives the worker the values of shared ones)."""
+def _call(name: str, folder: str, function: Callable[..., Any], kwargs: dict[str, Any],
+          *args: Any) -> Outcome:
+    """Run one point in the submitting process's working ``folder`` (so relative paths mean what they
+    mean there), turning a failure into its error line (the arguments are passed flat so that Dask
+    gives the worker the values of shared ones)."""
     started = time.perf_counter()
+    here = os.getcwd()
     try:
+        os.chdir(folder)
         value = function(*args, **kwargs)
     except LeopardError as error:
         return Outcome(name, error=str(error), seconds=time.perf_counter() - started)
     except Exception as error:  # any failure of one point is reported and the others go on
         return Outcome(name, error=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - started)
+    finally:
+        os.chdir(here)
     return Outcome(name, value, seconds=time.perf_counter() - started)
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 
 class Pool:
@@ -116,6 +130,11 @@ class Pool:
             return f"the Dask cluster at {self.scheduler}"
         return "this process" if self.serial else f"{self.workers} local Dask workers"
 
+    def warm(self, *modules: str) -> None:
+        """Have every worker import ``modules`` now, while this process goes on (imports take seconds)."""
+        if not self.serial:
+            self._client.run(_import, modules, wait=False, on_error="ignore")
+
     def share(self, value: Any) -> Any:
         """``value`` as an argument of many points: sent to every worker once."""
         if self.serial:
@@ -139,13 +158,15 @@ class Pool:
 
         if self.serial:
             for index, point in enumerate(points):
-                finished(index, _call(point.name, point.function, point.kwargs, *point.args))
+                finished(index, _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args))
         else:
             from distributed import as_completed
 
-            futures = {self._client.submit(_call, point.name, point.function, point.kwargs, *point.args,
-                                           pure=False): index
-                       for index, point in enumerate(points)}
+            order = sorted(range(total), key=lambda index: -points[index].cost)
+            futures = {self._client.submit(_call, points[index].name, os.getcwd(), points[index].function,
+                                           points[index].kwargs, *points[index].args, pure=False,
+                                           priority=points[index].cost): index
+                       for index in order}
             for future in as_completed(futures):
                 try:
                     outcome = future.result()
@@ -160,12 +181,12 @@ class Pool:
         run or wait to be collected (so memory holds at most ``window`` points' data)."""
         if self.serial:
             for point in points:
-                yield _call(point.name, point.function, point.kwargs, *point.args)
+                yield _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args)
             return
         running: deque[Any] = deque()
         for point in points:
-            running.append(self._client.submit(_call, point.name, point.function, point.kwargs, *point.args,
-                                               pure=False))
+            running.append(self._client.submit(_call, point.name, os.getcwd(), point.function, point.kwargs,
+                                               *point.args, pure=False))
             if len(running) >= window:
                 yield running.popleft().result()
         while running:

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import io
 import json
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from leopard.hw.errors import LeopardError
-from leopard.hw.resources import check_memory
 
 
 @dataclass
@@ -159,65 +154,10 @@ def read_json(path: str | Path, what: str, *, expect: type | None = dict) -> Any
     return value
 
 
-def write_npz(fields: dict[str, np.ndarray], path: str | Path, *, compress: bool = True) -> None:
-    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically.
-    Without ``compress`` the members are stored as they are, so that readers can memory-map them."""
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
-        for name, array in fields.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = method
-            archive.writestr(info, member.getvalue())
-    write_atomic(path, buffer.getvalue())
-
-
-NPY_MAGIC = b"\x93NUMPY"
-
-
-def read_npz(path: str | Path, what: str, error: type[LeopardError] = LeopardError) -> dict[str, np.ndarray]:
-    """The arrays of the ``.npz`` file ``path`` (a ``what``: "trace", "export"), read without pickles;
-    refused before decompressing when they would not fit in memory; any problem with the file is one
-    ``error`` line naming it."""
-    path = Path(path)
-    try:
-        with path.open("rb") as stream:
-            head = stream.read(len(NPY_MAGIC))
-            if head == NPY_MAGIC:
-                raise error(f"{what} {path} is a bare .npy array, not an .npz archive of named arrays")
-            stream.seek(0)
-            return _npz_members(zipfile.ZipFile(stream), path, what, error)
-    except FileNotFoundError:
-        raise error(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{what} {path} is a folder, not an .npz file") from None
-    except zipfile.BadZipFile:
-        raise error(f"{what} {path} is not an .npz file (not a zip archive of .npy arrays)") from None
-    except OSError as problem:
-        raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
-
-
-def _npz_members(archive: zipfile.ZipFile, path: Path, what: str,
-                 error: type[LeopardError]) -> dict[str, np.ndarray]:
-    members = archive.infolist()
-    for info in members:
-        if not info.filename.endswith(".npy"):
-            raise error(f"{what} {path}: member {info.filename!r} is not a .npy array")
-    check_memory(sum(info.file_size for info in members), f"reading {what} {path}",
-                 "use a smaller file or raise the limit")
-    fields = {}
-    for info in members:
-        name = info.filename.removesuffix(".npy")
-        try:
-            with archive.open(info) as member:
-                fields[name] = np.lib.format.read_array(member, allow_pickle=False)
-        except Exception as problem:  # a damaged member fails in zlib, zipfile, the header parser or NumPy
-            raise error(f"{what} {path}: member {name!r} is damaged or not a plain array "
-                        f"({type(problem).__name__}: {str(problem).splitlines()[0] if str(problem) else ''})"
-                        ) from None
-    return fields
+def build_dir() -> Path:
+    """Where generated files are cached (simulator builds, Verilog): ``$LEOPARD_BUILD_DIR``, by default
+    ``build``."""
+    return Path(os.environ.get("LEOPARD_BUILD_DIR", "build"))
 
 
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from leopard.hw.config import preset
-from leopard.hw.files import all_or_nothing, write_atomic, write_npz
+from leopard.hw.files import all_or_nothing, write_atomic
+from leopard.hw.npz import write_npz
 from leopard.model.reference import synthetic
 from leopard.model.reference import trace as trace_file
 
@@ -106,8 +107,6 @@ CASES = [
                       "--out", "{out}"], "needs about 3099.4 GB of memory"),
     ("trace-random", ["trace-random", "--preset", "tiny", "--seed", "1", "--prune-fraction", "nan",
                       "--out", "{out}"], "must be a finite number"),
-    ("golden", ["golden", "--trace", "{dir}/padded.npz", "--out", "{out}"],
-     "the golden model on 2 problems of 50000 tokens needs about"),
     ("sim", ["sim", "--trace", "{dir}/padded.npz", "--sim", "verilator", "--out", "{out}"],
      "simulating 2 problems of 50000 tokens needs about"),
     ("build-board", ["build-board", "--board", "ecpix5-85", "--clock-mhz", "nan", "--out", "{out}"],

@@ -7,7 +7,8 @@ import pytest
 
 from leopard.hw import fanout
 from leopard.hw.config import preset
-from leopard.hw.files import json_text, read_npz, write_npz
+from leopard.hw.files import json_text
+from leopard.hw.npz import read_npz, write_npz
 from leopard.model.reference import report, synthetic, whole_trace
 from leopard.model.reference import trace as trace_file
 from leopard.scripts.cli import main
@@ -37,10 +38,26 @@ def test_any_block_size_gives_the_same_report(tmp_path):
     path = tmp_path / "t.npz"
     trace_file.save(trace, path)
     whole = json_text(report.golden_report(trace.config, trace.problems()))
-    pair_bytes = report.golden.REPORT_BYTES_PER_PAIR * trace.length ** 2
+    problem_bytes = whole_trace.problem_bytes(int(trace.valid_len.max()), trace.length, trace.config.head_dim)
     for problems in (1, 4, 7, 23, 100):
-        assert whole_trace.block_problems(trace.length, problems * pair_bytes) == problems
-        assert json_text(whole_trace.golden_report(path, block_bytes=problems * pair_bytes)) == whole
+        block = problems * problem_bytes
+        assert whole_trace.block_problems(int(trace.valid_len.max()), trace.length, trace.config.head_dim,
+                                          block) == problems
+        assert json_text(whole_trace.golden_report(path, block_bytes=block)) == whole
+
+
+def test_padding_costs_no_work_and_a_problem_too_large_is_refused(tmp_path, monkeypatch, capsys):
+    trace = mixed_trace("small", 4, problems=6)
+    padded = dataclasses.replace(trace, **{name: np.pad(getattr(trace, name), ((0, 0), (0, 50_000), (0, 0)))
+                                           for name in ("q", "k", "v")})
+    path = tmp_path / "padded.npz"
+    trace_file.save(padded, path)
+    expected = json_text(report.golden_report(trace.config, trace.problems()))
+    assert json_text(whole_trace.golden_report(path)) == expected
+    monkeypatch.setenv("LEOPARD_MEMORY_LIMIT_GB", "0.001")
+    assert main(["golden", "--trace", str(path), "--out", str(tmp_path / "out.json")]) == 2
+    assert "the golden model on a problem of 20 tokens needs about" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_a_compressed_trace_is_streamed_to_the_same_report(tmp_path):

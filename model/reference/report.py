@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,12 +102,7 @@ def _by_length(problems: golden.Problems) -> Iterator[tuple[np.ndarray, golden.P
     """The problems grouped by token count, each group cut to its own length (no padding left)."""
     for length in np.unique(problems.valid_len):
         pick = np.flatnonzero(problems.valid_len == length)
-        n = int(length)
-        yield pick, dataclasses.replace(
-            problems, q=problems.q[pick, :n], k=problems.k[pick, :n], v=problems.v[pick, :n],
-            valid_len=problems.valid_len[pick], threshold=problems.threshold[pick],
-            scale_mantissa=problems.scale_mantissa[pick], scale_shift=problems.scale_shift[pick],
-        )
+        yield pick, problems.take(pick, int(length))
 
 
 def modelled(cfg: EngineConfig, problems: golden.Problems
@@ -141,11 +135,7 @@ def reference(cfg: EngineConfig, problems: golden.Problems
     front: ProblemCycles = {mode: [] for mode, _ in MODES}
     head: ProblemCycles = {mode: [] for mode, _ in MODES}
     for p in range(problems.count):
-        one = dataclasses.replace(
-            problems, q=problems.q[p:p + 1], k=problems.k[p:p + 1], v=problems.v[p:p + 1],
-            valid_len=problems.valid_len[p:p + 1], threshold=problems.threshold[p:p + 1],
-            scale_mantissa=problems.scale_mantissa[p:p + 1], scale_shift=problems.scale_shift[p:p + 1],
-        )
+        one = problems.take(slice(p, p + 1))
         for mode, dense in MODES:
             result = golden.run(cfg, one, dense=dense)
             if not dense:

@@ -15,8 +15,7 @@ import numpy as np
 from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import read_npz, write_npz
-from leopard.hw.npz_blocks import NpzBlocks
+from leopard.hw.npz import NpzBlocks, read_npz, write_npz
 from leopard.model.reference.golden import Attention, Problems
 
 REQUIRED = ("q", "k", "v", "valid_len", "causal", "threshold", "scale", "config")
@@ -196,11 +195,11 @@ class TraceReader:
         self.path = Path(path)
         self._file = NpzBlocks(self.path, "trace", TraceError)
         try:
-            _check_present(self._file.members)
             self._fields = {name: self._file.read(name) for name in self._file.members
                             if name not in STREAMED}
+            shapes = {name: self._file.shape(name) for name in STREAMED if name in self._file.members}
+            _check_present(self._file.members)
             self.config, self.causal, self.source = _settings(self._fields)
-            shapes = {name: self._file.shape(name) for name in STREAMED}
             for name in STREAMED:
                 if len(shapes[name]) != 3:
                     raise _fail(name, f"must have 3 dimensions, got shape {shapes[name]}")
@@ -221,6 +220,11 @@ class TraceReader:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  trace: TracebackType | None) -> None:
         self._file.close()
+
+    @property
+    def longest(self) -> int:
+        """The most valid tokens of any problem."""
+        return int(self._fields["valid_len"].max())
 
     @property
     def random_access(self) -> bool:

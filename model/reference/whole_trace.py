@@ -2,7 +2,8 @@
 and cycle models, the report accumulated in trace order (``report.Totals``).
 
 Memory holds the trace's per-problem scalars, every problem's four cycle counts, and one block: about
-``BLOCK_BYTES`` (the block's padded pairs times ``golden.REPORT_BYTES_PER_PAIR``), whatever the trace's
+``BLOCK_BYTES`` (``problem_bytes`` per problem: its pairs up to the longest problem's length), whatever
+the trace's
 size (and at most two blocks per Dask worker in flight; workers read their blocks from the file
 themselves when its members are stored uncompressed, as ``leopard trace`` writes them). The report is
 the same, bit for bit, for any block size, any number of workers and for the straightforward reference
@@ -20,6 +21,7 @@ import numpy as np
 
 from leopard.hw import fanout
 from leopard.hw.config import EngineConfig
+from leopard.hw.resources import check_memory
 from leopard.model.reference import golden, report
 from leopard.model.reference.trace import Trace, TraceReader, read_block
 
@@ -30,9 +32,16 @@ PROGRESS_SECONDS = 5.0
 """Least time between two progress lines."""
 
 
-def block_problems(length: int, block_bytes: int = BLOCK_BYTES) -> int:
-    """Problems of ``length`` padded tokens per block so that a block stays within ``block_bytes``."""
-    return max(1, block_bytes // (golden.REPORT_BYTES_PER_PAIR * length * length))
+def problem_bytes(longest: int, length: int, dim: int) -> int:
+    """Working memory of one problem of at most ``longest`` valid tokens, padded to ``length``: its
+    pairs (``golden.REPORT_BYTES_PER_PAIR`` each; padding is never computed) and its ``q``, ``k``, ``v``
+    as read and as 64-bit integers."""
+    return golden.REPORT_BYTES_PER_PAIR * longest * longest + 27 * length * dim
+
+
+def block_problems(longest: int, length: int, dim: int, block_bytes: int = BLOCK_BYTES) -> int:
+    """Problems per block so that a block stays within ``block_bytes``."""
+    return max(1, block_bytes // problem_bytes(longest, length, dim))
 
 
 Block = tuple[dict[str, np.ndarray], report.ProblemCycles, report.ProblemCycles]
@@ -61,10 +70,14 @@ def golden_report(
     """The golden report of the trace file ``path``, run under ``config(trace's config)`` when given;
     ``reference`` takes the straightforward path (slow; for checking the fast one). Blocks run as points
     on ``pool``, at most two per worker in flight."""
+    with TraceReader(path) as reader:
+        longest = reader.longest
+        check_memory(problem_bytes(longest, reader.length, reader.config.head_dim),
+                     f"the golden model on a problem of {longest} tokens", "use shorter problems")
     with TraceReader(path) as reader, pool or fanout.Pool(1) as running:
         cfg = config(reader.config) if config else reader.config
         totals = report.Totals(cfg)
-        size = block_problems(reader.length, block_bytes)
+        size = block_problems(longest, reader.length, cfg.head_dim, block_bytes)
         if reader.random_access and not running.serial:
             points = (fanout.Point(f"problems {start}-{end - 1}", block_report_from_file,
                                    (Path(path).resolve(), start, end, cfg, reference))

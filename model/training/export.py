@@ -16,7 +16,7 @@ import torch
 from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import read_npz, write_npz
+from leopard.hw.npz import read_npz, write_npz
 from leopard.model.training.bert import BertConfig, Classifier
 from leopard.model.training.data import DataSpec, Tokenizer
 from leopard.model.training.quantize import Quantization, threshold_int

@@ -1,9 +1,11 @@
-"""Reading an ``.npz`` archive too large for memory: its small members whole, its large ones as blocks of
+"""``.npz`` archives of named arrays: written byte-reproducibly, read without pickles and with one-line
+errors; an archive too large for memory is read its small members whole and its large ones as blocks of
 rows, decompressed as they are read (so memory holds one block of each streamed member at a time), or
 any range of rows read directly when they are stored uncompressed."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import IO
 import numpy as np
 
 from leopard.hw.errors import LeopardError
-from leopard.hw.files import NPY_MAGIC
+from leopard.hw.files import write_atomic
 from leopard.hw.resources import check_memory
+
+NPY_MAGIC = b"\x93NUMPY"
 
 LOCAL_HEADER = 30
 """Bytes of a zip member's local header before its file name and extra field."""
@@ -69,11 +73,13 @@ class NpzBlocks:
         return self.error(f"{self.what} {self.path}: member {name!r} is damaged or not a plain array "
                           f"({type(problem).__name__}: {detail})")
 
-    def read(self, name: str) -> np.ndarray:
-        """The whole member ``name`` (refused when it would not fit in memory)."""
+    def read(self, name: str, *, checked: bool = False) -> np.ndarray:
+        """The whole member ``name`` (refused when it would not fit in memory, unless the caller has
+        ``checked``)."""
         info = self.members[name]
-        check_memory(info.file_size, f"reading {name} of {self.what} {self.path}",
-                     "use a smaller file or raise the limit")
+        if not checked:
+            check_memory(info.file_size, f"reading {name} of {self.what} {self.path}",
+                         "use a smaller file or raise the limit")
         try:
             with self._archive.open(info) as member:
                 return np.lib.format.read_array(member, allow_pickle=False)
@@ -154,3 +160,28 @@ class NpzBlocks:
         finally:
             for member in opened.values():
                 member.close()
+
+
+def read_npz(path: str | Path, what: str, error: type[LeopardError] = LeopardError) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` file ``path`` (a ``what``: "trace", "export"), read without pickles;
+    refused before decompressing when they would not fit in memory; any problem with the file is one
+    ``error`` line naming it."""
+    with NpzBlocks(path, what, error) as archive:
+        check_memory(sum(info.file_size for info in archive.members.values()), f"reading {what} {path}",
+                     "use a smaller file or raise the limit")
+        return {name: archive.read(name, checked=True) for name in archive.members}
+
+
+def write_npz(fields: dict[str, np.ndarray], path: str | Path, *, compress: bool = True) -> None:
+    """An ``.npz`` NumPy reads back, identical bytes for identical arrays; replaces ``path`` atomically.
+    Without ``compress`` the members are stored as they are, so that readers can memory-map them."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, array in fields.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            archive.writestr(info, member.getvalue())
+    write_atomic(path, buffer.getvalue())
