@@ -78,7 +78,8 @@ def synthesize_sweep(
             missing.append((name, (cfg, top, tgt, seed, key, cached)))
     with pool or fanout.Pool(1) as running:
         inner = {"progress": progress} if running.serial else {}
-        pending = [fanout.Point(name, implement_point, arguments, inner) for name, arguments in missing]
+        pending = [fanout.Point(name, implement_point, arguments, inner, cost=arguments[0].lanes)
+                   for name, arguments in missing]
         if pending:
             progress(f"{len(pending)} place-and-route runs on {running.describe()}")
         done = fanout.values(running.run(pending, progress, what="synthesis points"), "synthesis points")

@@ -241,36 +241,56 @@ class TraceReader:
         start = 0
         for block in self._file.blocks(STREAMED, problems):
             end = start + block["q"].shape[0]
-            yield start, self._trace(block, start, end, config)
+            yield start, self.ref(start, end, config).trace(block)
             start = end
 
     def block(self, start: int, end: int, config: EngineConfig | None = None) -> Trace:
         """Problems ``start`` to ``end − 1`` (needs ``random_access``)."""
-        return self._trace({name: self._file.rows(name, start, end) for name in STREAMED}, start, end, config)
+        rows = {name: self._file.rows(name, start, end) for name in STREAMED}
+        return self.ref(start, end, config).trace(rows)
 
-    def _trace(self, block: dict[str, np.ndarray], start: int, end: int,
-               config: EngineConfig | None) -> Trace:
-        part = {name: value[start:end] for name, value in self._fields.items() if value.ndim == 1}
+    def ref(self, start: int, end: int, config: EngineConfig | None = None) -> BlockRef:
+        """What reading problems ``start`` to ``end − 1`` elsewhere needs (a Dask worker reads the
+        block's ``q``, ``k``, ``v`` itself; needs ``random_access``)."""
+        return BlockRef(self.path, start, end, config or self.config, self.causal, self.source,
+                        {name: value[start:end] for name, value in self._fields.items() if value.ndim == 1})
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """Problems ``start`` to ``end − 1`` of the trace file ``path``: their per-problem scalars, and where
+    their ``q``, ``k``, ``v`` are."""
+
+    path: Path
+    start: int
+    end: int
+    config: EngineConfig
+    causal: bool
+    source: str | None
+    fields: dict[str, np.ndarray]
+
+    def load(self) -> Trace:
+        """The block, its ``q``, ``k``, ``v`` read from the file (stored uncompressed, as ``save`` writes)."""
+        with NpzBlocks(self.path, "trace", TraceError) as archive:
+            return self.trace({name: archive.rows(name, self.start, self.end) for name in STREAMED})
+
+    def trace(self, arrays: dict[str, np.ndarray]) -> Trace:
+        """The block's trace from its ``q``, ``k``, ``v``, validated."""
+        part = self.fields
         try:
             return Trace(
-                config=config or self.config, q=block["q"], k=block["k"], v=block["v"],
+                config=self.config, q=arrays["q"], k=arrays["k"], v=arrays["v"],
                 valid_len=part["valid_len"], causal=self.causal, threshold=part["threshold"],
                 scale=part["scale"], layer=part.get("layer"), head=part.get("head"), source=self.source,
             )
         except LeopardError as error:
-            raise TraceError(f"trace {self.path}: {error} (in problems {start}-{end - 1})") from None
-
-
-def read_block(path: str | Path, start: int, end: int, config: EngineConfig | None = None) -> Trace:
-    """Problems ``start`` to ``end − 1`` of the trace file ``path`` (stored uncompressed, as ``save``
-    writes it), read without the rest."""
-    with TraceReader(path) as reader:
-        return reader.block(start, end, config)
+            raise TraceError(f"trace {self.path}: {error} (in problems {self.start}-{self.end - 1})"
+                             ) from None
 
 
 def save(trace: Trace, path: str | Path) -> None:
     """Write ``trace`` as a byte-reproducible ``.npz`` (fixed zip timestamps), atomically; its members
-    stored uncompressed, so that ``TraceReader`` memory-maps them (integer attention data hardly
+    stored uncompressed, so that ``TraceReader`` reads any block directly (integer attention data hardly
     compresses: the whole MiniLM test set takes 1.16 GB stored, 0.96 GB deflated)."""
     fields: dict[str, np.ndarray] = {
         "q": trace.q, "k": trace.k, "v": trace.v, "valid_len": trace.valid_len,

@@ -23,7 +23,7 @@ from leopard.hw import fanout
 from leopard.hw.config import EngineConfig
 from leopard.hw.resources import check_memory
 from leopard.model.reference import golden, report
-from leopard.model.reference.trace import Trace, TraceReader, read_block
+from leopard.model.reference.trace import BlockRef, Trace, TraceReader
 
 BLOCK_BYTES = 256 << 20
 """Working memory of one block of problems."""
@@ -53,9 +53,9 @@ def block_report(cfg: EngineConfig, trace: Trace, reference: bool) -> Block:
     return (report.reference if reference else report.modelled)(cfg, trace.problems())
 
 
-def block_report_from_file(path: Path, start: int, end: int, cfg: EngineConfig, reference: bool) -> Block:
-    """The ``Block`` of problems ``start`` to ``end − 1``, read by the worker from the trace file itself."""
-    return block_report(cfg, read_block(path, start, end, cfg), reference)
+def block_report_from_file(ref: BlockRef, reference: bool) -> Block:
+    """The ``Block`` of the problems ``ref``, read by the worker from the trace file itself."""
+    return block_report(ref.config, ref.load(), reference)
 
 
 def golden_report(
@@ -69,26 +69,28 @@ def golden_report(
 ) -> dict[str, Any]:
     """The golden report of the trace file ``path``, run under ``config(trace's config)`` when given;
     ``reference`` takes the straightforward path (slow; for checking the fast one). Blocks run as points
-    on ``pool``, at most two per worker in flight."""
+    on ``pool``, at most two per worker in flight (a trace of one block runs in this process)."""
     with TraceReader(path) as reader:
         longest = reader.longest
         check_memory(problem_bytes(longest, reader.length, reader.config.head_dim),
                      f"the golden model on a problem of {longest} tokens", "use shorter problems")
-    with TraceReader(path) as reader, pool or fanout.Pool(1) as running:
         cfg = config(reader.config) if config else reader.config
         totals = report.Totals(cfg)
         size = block_problems(longest, reader.length, cfg.head_dim, block_bytes)
+        running = pool if pool is not None and reader.count > size else fanout.Pool(1)
         if reader.random_access and not running.serial:
             points = (fanout.Point(f"problems {start}-{end - 1}", block_report_from_file,
-                                   (Path(path).resolve(), start, end, cfg, reference))
+                                   (reader.ref(start, end, cfg), reference))
                       for start in range(0, reader.count, size) for end in [min(start + size, reader.count)])
         else:
             points = (fanout.Point(f"problems {start}-{start + trace.count - 1}", block_report,
                                    (cfg, trace, reference)) for start, trace in reader.blocks(size, cfg))
         last = time.monotonic()
-        for outcome in running.stream(points, window=2 * running.workers):
-            totals.add(*fanout.values([outcome], "blocks")[0])
-            if progress and (time.monotonic() - last >= PROGRESS_SECONDS or totals.problems == reader.count):
-                progress(f"golden: {totals.problems:,} of {reader.count:,} problems")
-                last = time.monotonic()
+        with running:
+            for outcome in running.stream(points, window=2 * running.workers):
+                totals.add(*fanout.values([outcome], "blocks")[0])
+                if progress and (time.monotonic() - last >= PROGRESS_SECONDS
+                                 or totals.problems == reader.count):
+                    progress(f"golden: {totals.problems:,} of {reader.count:,} problems")
+                    last = time.monotonic()
     return totals.figures()
