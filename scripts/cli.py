@@ -15,6 +15,7 @@ from leopard.scripts import (
     paths,
     rtl_commands,
     run_report,
+    scale_commands,
     train_commands,
     verif_commands,
 )
@@ -40,7 +41,7 @@ def build_parser() -> Parser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
-                   verif_commands, run_report, demo):
+                   verif_commands, scale_commands, run_report, demo):
         module.register(commands)
     parser.set_defaults(command_line=main)
     return parser
