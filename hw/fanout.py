@@ -25,9 +25,10 @@ from leopard.hw.errors import LeopardError
 
 WORKER_ENVIRONMENT = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                             "NUMBA_NUM_THREADS")}
-"""The environment of local workers: one thread each, so that workers do not share cores; and glibc's
-own allocation thresholds (Dask's default, a fixed trim threshold, turns off glibc's adaptive mmap
-threshold: every large NumPy array is then mapped and faulted in afresh, half the golden model's time)."""
+"""The environment of local workers: one thread each, so that workers do not share cores. It replaces
+Dask's default, which also sets ``MALLOC_TRIM_THRESHOLD_``: a fixed trim threshold turns off glibc's
+adaptive mmap threshold, so every large NumPy array is mapped and faulted in afresh (half the golden
+model's time)."""
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,26 @@ class Pool:
                 self._client = Client(self._cluster)
             else:
                 self._client = Client(self.scheduler, timeout="10s")
-        except OSError as error:
+        except (OSError, ValueError) as error:
             self.__exit__(None, None, None)
             where = f"the scheduler at {self.scheduler}" if self.scheduler else "a local cluster"
             raise LeopardError(f"cannot reach {where} ({error}); start it, or drop --scheduler to run "
                                "on this machine") from None
+        if self.scheduler is not None:
+            self._check_cluster()
         return self
+
+    def _check_cluster(self) -> None:
+        """An existing cluster's workers: at least one, each with one thread (a point changes its
+        process's working folder while it runs)."""
+        workers = self._client.scheduler_info()["workers"]
+        threaded = [address for address, worker in workers.items() if worker.get("nthreads", 1) != 1]
+        if not workers or threaded:
+            self.__exit__(None, None, None)
+            problem = "has no workers" if not workers else f"has workers with several threads ({threaded[0]})"
+            raise LeopardError(f"the Dask cluster at {self.scheduler} {problem}; start workers with "
+                               "`dask worker ADDRESS --nthreads 1`")
+        self.workers = len(workers)
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  trace: TracebackType | None) -> None:
@@ -168,13 +183,8 @@ class Pool:
                                            priority=points[index].cost): index
                        for index in order}
             for future in as_completed(futures):
-                try:
-                    outcome = future.result()
-                except Exception as error:  # the worker died (out of memory, killed): that point failed
-                    outcome = Outcome(points[futures[future]].name, error=f"{type(error).__name__}: {error}")
-                finished(futures[future], outcome)
+                finished(futures[future], _collect(future, points[futures[future]].name))
         return [outcomes[index] for index in range(total)]
-
 
     def stream(self, points: Iterable[Point], window: int) -> Iterator[Outcome]:
         """The outcomes of ``points`` in order, taking the next point only while fewer than ``window``
@@ -183,14 +193,24 @@ class Pool:
             for point in points:
                 yield _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args)
             return
-        running: deque[Any] = deque()
+        running: deque[tuple[str, Any]] = deque()
         for point in points:
-            running.append(self._client.submit(_call, point.name, os.getcwd(), point.function, point.kwargs,
-                                               *point.args, pure=False))
+            running.append((point.name, self._client.submit(_call, point.name, os.getcwd(), point.function,
+                                                            point.kwargs, *point.args, pure=False)))
             if len(running) >= window:
-                yield running.popleft().result()
+                name, future = running.popleft()
+                yield _collect(future, name)
         while running:
-            yield running.popleft().result()
+            name, future = running.popleft()
+            yield _collect(future, name)
+
+
+def _collect(future: Any, name: str) -> Outcome:
+    """The outcome of the point ``name`` that ``future`` runs."""
+    try:
+        return future.result()
+    except Exception as error:  # the worker died (out of memory, killed): that point failed
+        return Outcome(name, error=f"{type(error).__name__}: {error}")
 
 
 def values(outcomes: Sequence[Outcome], what: str) -> list[Any]:

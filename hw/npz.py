@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,9 @@ from leopard.hw.files import write_atomic
 from leopard.hw.resources import check_memory
 
 NPY_MAGIC = b"\x93NUMPY"
+
+CHECK_CHUNK = 16 << 20
+"""Bytes read at a time when checking a stored member's CRC."""
 
 LOCAL_HEADER = 30
 """Bytes of a zip member's local header before its file name and extra field."""
@@ -46,6 +50,9 @@ class NpzBlocks:
             self._stream.close()
             raise error(f"{what} {self.path} is not an .npz file (not a zip archive of .npy arrays)"
                         ) from None
+        except OSError as problem:
+            self._stream.close()
+            raise error(f"cannot read {what} {self.path}: {problem.strerror or problem}") from None
         except LeopardError:
             self._stream.close()
             raise
@@ -131,14 +138,35 @@ class NpzBlocks:
                              "write it again")
         return np.frombuffer(data, dtype).reshape(end - start, *shape[1:])
 
+    def _open(self, name: str) -> IO[bytes]:
+        try:
+            return self._archive.open(self.members[name])
+        except Exception as problem:  # a damaged local header fails in zipfile or the file system
+            raise self._damaged(name, problem) from None
+
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of member ``name``, from its header alone."""
-        with self._archive.open(self.members[name]) as member:
+        with self._open(name) as member:
             return self._header(name, member)[0]
+
+    def check_stored(self, name: str) -> None:
+        """Read the stored member ``name`` once through and compare its CRC-32 with the archive's (``rows``
+        reads without checking it)."""
+        info, crc = self.members[name], 0
+        with self._open(name) as member:
+            try:
+                while chunk := member.read(CHECK_CHUNK):
+                    crc = zlib.crc32(chunk, crc)
+            except Exception as problem:  # zipfile raises BadZipFile on a CRC mismatch at the end
+                raise self._damaged(name, problem) from None
+        if crc != info.CRC:
+            raise self._damaged(name, ValueError("CRC-32 mismatch"))
 
     def blocks(self, names: tuple[str, ...], rows: int) -> Iterator[dict[str, np.ndarray]]:
         """Blocks of ``rows`` leading-axis rows of the members ``names`` (same row count), in order."""
-        opened = {name: self._archive.open(self.members[name]) for name in names}
+        opened = {}
+        for name in names:
+            opened[name] = self._open(name)
         try:
             layouts = {name: self._header(name, member) for name, member in opened.items()}
             count = layouts[names[0]][0][0]

@@ -33,21 +33,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.json", help="also writes FILE.md")
     parser.add_argument("measured", nargs=argparse.REMAINDER, metavar="-- COMMAND …",
                         help=f"the leopard command to run, with its own --out ({', '.join(FANNING_OUT)}); "
-                             "its --out is removed before each run, so that every run starts afresh")
+                             "its --out (and --work) are removed before each run, so that every run starts "
+                             "afresh; caches elsewhere (simulator and Verilog builds, YoWASP) are kept: warm "
+                             "them with one run first")
     declare(parser, outputs=(Output("out", beside=(".md",)),))
     parser.set_defaults(run=run_bench_workers)
 
 
-def _measured_command(argv: list[str]) -> tuple[list[str], Path]:
+def _measured_command(argv: list[str]) -> tuple[list[str], list[Path]]:
+    """The command, and what it writes: its ``--out`` (compared across runs) then its ``--work``, if
+    any (a cache that would let a later run reuse an earlier one's points)."""
     argv = argv[1:] if argv[:1] == ["--"] else argv
     if not argv or argv[0] not in FANNING_OUT:
         raise LeopardError(f"give the command to measure after --, one of {', '.join(FANNING_OUT)}")
-    if "--workers" in argv or "--scheduler" in argv:
+    if any(word.split("=")[0] in ("--workers", "--scheduler") for word in argv):
         raise LeopardError("leave --workers and --scheduler out of the measured command: bench-workers "
                            "sets them")
+    if any(word.startswith(("--out=", "--work=")) for word in argv):
+        raise LeopardError("write the measured command's --out and --work as two words (--out PATH)")
     if "--out" not in argv[:-1]:
         raise LeopardError("the measured command needs its own --out (the output compared across runs)")
-    return argv, Path(argv[argv.index("--out") + 1])
+    written = [Path(argv[argv.index(option) + 1]) for option in ("--out", "--work") if option in argv[:-1]]
+    return argv, written
 
 
 def digest(out: Path) -> str:
@@ -72,13 +79,14 @@ def _remove(out: Path) -> None:
 
 
 def run_bench_workers(args: argparse.Namespace) -> int:
-    command, measured_out = _measured_command(args.measured)
+    command, written = _measured_command(args.measured)
     env = {name: value for name, value in os.environ.items() if name != "LEOPARD_WORKERS"}
     runs: dict[int, list[float]] = {workers: [] for workers in args.workers}
     digests: dict[int, set[str]] = {workers: set() for workers in args.workers}
     for round_index in range(1, args.repeat + 1):
         for workers in args.workers:
-            _remove(measured_out)
+            for path in written:
+                _remove(path)
             progress(f"[round {round_index}/{args.repeat}] leopard {' '.join(command)} --workers {workers}")
             started = time.perf_counter()
             done = subprocess.run(
@@ -90,7 +98,7 @@ def run_bench_workers(args: argparse.Namespace) -> int:
                 raise LeopardError(f"leopard {command[0]} on {workers} workers exited {done.returncode}: "
                                    f"{last}")
             runs[workers].append(round(seconds, 2))
-            digests[workers].add(digest(measured_out))
+            digests[workers].add(digest(written[0]))
     base = statistics.median(runs[args.workers[0]])
     rows = [{"workers": workers, "seconds": runs[workers], "median_seconds": statistics.median(runs[workers]),
              "speedup": round(base / statistics.median(runs[workers]), 3)}

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
+from leopard.hw import fanout
 from leopard.hw.config import preset
+from leopard.hw.errors import LeopardError
 from leopard.model.reference import synthetic
 from leopard.model.reference import trace as trace_file
 from leopard.scripts.cli import main
@@ -31,6 +35,15 @@ def test_the_digest_skips_timings_and_checkpoints_only(tmp_path):
     assert digest(tmp_path) == first
     (tmp_path / "run" / "report.json").write_text("{ }")
     assert digest(tmp_path) != first
+
+
+def test_an_existing_cluster_with_threaded_workers_is_refused():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            pytest.raises(LeopardError, match=r"has workers with several threads .*--nthreads 1"), \
+            fanout.Pool(scheduler=cluster.scheduler_address):
+        pass
 
 
 def test_a_command_that_does_not_fan_out_is_refused(tmp_path, capsys):

@@ -107,3 +107,31 @@ def test_a_member_cut_short_is_named_and_nothing_is_written(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"leopard golden: error: trace {cut}: member 'k' ends early: the file is damaged, write it again"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"valid_len": np.full(3, 21, np.int32)}, "field 'valid_len': values must be in [1, 20]"),
+    ({"q": np.zeros((0, 20, 6), np.int8), "k": np.zeros((0, 20, 6), np.int8), "v": np.zeros((0, 20, 6), np.int8),
+      "valid_len": np.zeros(0, np.int32), "threshold": np.zeros(0, np.int64), "scale": np.zeros(0)},
+     "field 'q': holds no problems"),
+])
+def test_the_block_reader_names_a_bad_field_before_any_work(tmp_path, capsys, change, message):
+    path = tmp_path / "t.npz"
+    trace_file.save(synthetic.random_trace(preset("small"), seed=1, problems=3), path)
+    fields = {**read_npz(path, "trace"), **change}
+    write_npz(fields, path, compress=False)
+    assert main(["golden", "--trace", str(path), "--out", str(tmp_path / "out.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"leopard golden: error: trace {path}: {message}") and "\n" not in error
+
+
+def test_a_bit_flip_in_a_stored_member_is_caught_by_its_crc(tmp_path, capsys):
+    path = tmp_path / "t.npz"
+    trace_file.save(synthetic.random_trace(preset("small"), seed=1, problems=100), path)
+    data = bytearray(path.read_bytes())
+    where = data.index(b"k.npy") + 10_000  # beyond the member's first read: only a full pass finds it
+    data[where] ^= 1
+    path.write_bytes(bytes(data))
+    assert main(["golden", "--trace", str(path), "--out", str(tmp_path / "out.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"leopard golden: error: trace {path}: member 'k' is damaged") and "\n" not in error

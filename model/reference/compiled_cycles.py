@@ -75,8 +75,8 @@ def problem_cycles(
     kept: np.ndarray | None = None,
 ) -> np.ndarray:
     """``[P]`` cycles of each problem's job from ``[P, N, N]`` planes and visibility: the front end alone,
-    or with the ``[P, N, N]`` kept mask the whole head (equal to ``cycles.frontend_cycles`` /
-    ``cycles.head_cycles``)."""
+    or with the ``[P, N, N]`` kept mask the whole head (each equal to ``cycles.job_cycles(...).cycles`` of
+    that problem's visible keys in query order)."""
     counts = np.zeros(planes.shape[:2], np.int64) if kept is None else kept.sum(axis=-1, dtype=np.int64)
     return _jobs(np.ascontiguousarray(planes, np.int64), np.ascontiguousarray(visible, np.bool_), counts,
                  np.asarray(valid_len, np.int64), cfg.lanes, cfg.queries_in_flight, cfg.v_groups,

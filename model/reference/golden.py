@@ -196,8 +196,9 @@ def softmax(
     return np.where(kept, probs, 0), np.where(has_key[..., None], out, 0)
 
 REPORT_BYTES_PER_PAIR = 200
-"""Peak memory of ``leopard golden`` (golden and cycle models, both modes) per padded query–key pair;
-measured: 188 bytes on 2,048 problems of 64 tokens."""
+"""Working memory of the golden model per query–key pair: the decisions, planes and cycles of a block of
+``leopard golden`` (both modes) stay below it, and so does ``leopard report``'s whole run of the golden
+model with softmax (measured: 188 bytes on 2,048 problems of 64 tokens)."""
 
 
 def check_report_memory(attention: Attention, remedy: str = "split the trace into smaller files") -> None:

@@ -85,6 +85,19 @@ def _check_width(name: str, value: np.ndarray, bits: int) -> None:
         raise _fail(name, f"value {bad} outside the {bits}-bit signed range [{low}, {high}]")
 
 
+def _check_valid_len(valid_len: np.ndarray, count: int, length: int, cfg: EngineConfig) -> None:
+    _check_int_array("valid_len", valid_len, 1)
+    if valid_len.shape != (count,):
+        raise _fail("valid_len", f"must have shape ({count},), got {valid_len.shape}")
+    longest = min(length, cfg.max_seq_len)
+    if valid_len.min() < 1 or valid_len.max() > longest:
+        raise _fail(
+            "valid_len",
+            f"values must be in [1, {longest}] (array length {length}, max_seq_len "
+            f"{cfg.max_seq_len}), got [{valid_len.min()}, {valid_len.max()}]",
+        )
+
+
 def validate(trace: Trace) -> None:
     """Check every field against the trace's config; raise ``TraceError`` naming the first bad one."""
     cfg = trace.config
@@ -101,16 +114,7 @@ def validate(trace: Trace) -> None:
     _check_width("q", trace.q, cfg.q_bits)
     _check_width("k", trace.k, cfg.k_bits)
     _check_width("v", trace.v, cfg.v_bits)
-    _check_int_array("valid_len", trace.valid_len, 1)
-    if trace.valid_len.shape != (count,):
-        raise _fail("valid_len", f"must have shape ({count},), got {trace.valid_len.shape}")
-    longest = min(length, cfg.max_seq_len)
-    if trace.valid_len.min() < 1 or trace.valid_len.max() > longest:
-        raise _fail(
-            "valid_len",
-            f"values must be in [1, {longest}] (array length {length}, max_seq_len "
-            f"{cfg.max_seq_len}), got [{trace.valid_len.min()}, {trace.valid_len.max()}]",
-        )
+    _check_valid_len(trace.valid_len, count, length, cfg)
     if not isinstance(trace.causal, bool):
         raise _fail("causal", f"must be a boolean, got {trace.causal!r}")
     _check_int_array("threshold", trace.threshold, 1)
@@ -206,13 +210,20 @@ class TraceReader:
                 if shapes[name] != shapes["q"]:
                     raise _fail(name, f"shape {shapes[name]} differs from q's {shapes['q']}")
             self.count, self.length = shapes["q"][:2]
-            for name in ("valid_len", "threshold", "scale", "layer", "head"):
+            if self.count == 0:
+                raise _fail("q", "holds no problems")
+            _check_valid_len(self._fields["valid_len"], self.count, self.length, self.config)
+            for name in ("threshold", "scale", "layer", "head"):
                 value = self._fields.get(name)
                 if value is not None and value.shape != (self.count,):
                     raise _fail(name, f"must have shape ({self.count},), got {value.shape}")
+            if self.random_access:
+                for name in STREAMED:
+                    self._file.check_stored(name)
         except LeopardError as error:
             self._file.close()
-            raise TraceError(f"trace {self.path}: {error}") from None
+            named = str(error).startswith(f"trace {self.path}")
+            raise TraceError(str(error) if named else f"trace {self.path}: {error}") from None
 
     def __enter__(self) -> TraceReader:
         return self
@@ -250,8 +261,9 @@ class TraceReader:
         return self.ref(start, end, config).trace(rows)
 
     def ref(self, start: int, end: int, config: EngineConfig | None = None) -> BlockRef:
-        """What reading problems ``start`` to ``end − 1`` elsewhere needs (a Dask worker reads the
-        block's ``q``, ``k``, ``v`` itself; needs ``random_access``)."""
+        """Problems ``start`` to ``end − 1`` as their scalars and where their rows are: ``BlockRef.load``
+        reads the block's ``q``, ``k``, ``v`` (elsewhere, in a Dask worker; needs ``random_access``),
+        ``BlockRef.trace`` makes the block from rows read here."""
         return BlockRef(self.path, start, end, config or self.config, self.causal, self.source,
                         {name: value[start:end] for name, value in self._fields.items() if value.ndim == 1})
 

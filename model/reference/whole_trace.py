@@ -3,9 +3,8 @@ and cycle models, the report accumulated in trace order (``report.Totals``).
 
 Memory holds the trace's per-problem scalars, every problem's four cycle counts, and one block: about
 ``BLOCK_BYTES`` (``problem_bytes`` per problem: its pairs up to the longest problem's length), whatever
-the trace's
-size (and at most two blocks per Dask worker in flight; workers read their blocks from the file
-themselves when its members are stored uncompressed, as ``leopard trace`` writes them). The report is
+the trace's size (and at most two blocks per Dask worker in flight; workers read their blocks from the
+file themselves when its members are stored uncompressed, as ``leopard trace`` writes them). The report is
 the same, bit for bit, for any block size, any number of workers and for the straightforward reference
 path (``report.reference``: each problem alone through ``golden.run`` and ``cycles.job_cycles``).
 """
@@ -21,6 +20,7 @@ import numpy as np
 
 from leopard.hw import fanout
 from leopard.hw.config import EngineConfig
+from leopard.hw.errors import LeopardError
 from leopard.hw.resources import check_memory
 from leopard.model.reference import golden, report
 from leopard.model.reference.trace import BlockRef, Trace, TraceReader
@@ -88,7 +88,9 @@ def golden_report(
         last = time.monotonic()
         with running:
             for outcome in running.stream(points, window=2 * running.workers):
-                totals.add(*fanout.values([outcome], "blocks")[0])
+                if outcome.error is not None:
+                    raise LeopardError(outcome.error)
+                totals.add(*outcome.value)
                 if progress and (time.monotonic() - last >= PROGRESS_SECONDS
                                  or totals.problems == reader.count):
                     progress(f"golden: {totals.problems:,} of {reader.count:,} problems")

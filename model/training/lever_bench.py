@@ -108,9 +108,13 @@ def _slug(name: str) -> str:
 def prepare_variant(export_path: Path, quant: QuantSettings | None, sentences: int, seed: int, work: Path,
                     threads: int) -> lever_runs.Prepared:
     """``lever_runs.prepare`` with ``threads`` torch threads (the same in every worker, so that the
-    traces do not depend on where they ran)."""
+    traces do not depend on where they ran; the process's own count is restored after)."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    return lever_runs.prepare(export_path, quant, sentences, seed, work)
+    try:
+        return lever_runs.prepare(export_path, quant, sentences, seed, work, threads)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def bench(path: Path, out: Path, work: Path, progress: Callable[[str], None], *,

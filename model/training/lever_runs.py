@@ -52,12 +52,14 @@ def _saved(record: Path) -> dict[str, Any]:
 
 
 def prepare(export_path: Path, quant: QuantSettings | None, sentences: int, seed: int,
-            work: Path) -> Prepared:
-    """The variant ``export_path`` under ``quant``, computed or reused from ``work``."""
+            work: Path, threads: int) -> Prepared:
+    """The variant ``export_path`` under ``quant``, computed with ``threads`` torch threads (the trace and
+    the evaluation depend on them) or reused from ``work``."""
     digest = hashlib.sha256(export_path.read_bytes()).hexdigest()
     key = hashlib.sha256(json.dumps({
         "export": digest,
         "quantization": None if quant is None else asdict(quant), "sentences": sentences, "seed": seed,
+        "threads": threads,
     }, sort_keys=True).encode()).hexdigest()
     record, trace_path = work / "variant.json", work / "trace.npz"
     saved = _saved(record)
