@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,12 +82,17 @@ def run_tests(project: Path, tests: tuple[str, ...]) -> tuple[str, str | None, f
            "LEOPARD_BUILD_DIR": os.environ.get("LEOPARD_BUILD_DIR", str(ROOT / "build"))}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *tests]
     started = time.perf_counter()
-    try:
-        run = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
-                             timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        return "timeout", f"no test ended within {TIMEOUT_SECONDS} s (the design hangs)", \
-            time.perf_counter() - started
+    with subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as running:
+        try:
+            stdout, stderr = running.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            # pytest and what it started (a hung simulator): the whole session, not pytest alone
+            os.killpg(running.pid, signal.SIGKILL)
+            running.communicate()
+            return "timeout", f"no test ended within {TIMEOUT_SECONDS} s (the design hangs)", \
+                time.perf_counter() - started
+    run = subprocess.CompletedProcess(command, running.returncode, stdout, stderr)
     seconds = time.perf_counter() - started
     if run.returncode == 0:
         return "passed", None, seconds
