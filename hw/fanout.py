@@ -77,6 +77,10 @@ def _call(name: str, folder: str, function: Callable[..., Any], kwargs: dict[str
     return Outcome(name, value, seconds=time.perf_counter() - started)
 
 
+def _call_here(point: Point) -> Outcome:
+    return _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args)
+
+
 def _import(modules: tuple[str, ...]) -> None:
     for module in modules:
         importlib.import_module(module)
@@ -173,30 +177,31 @@ class Pool:
 
         if self.serial:
             for index, point in enumerate(points):
-                finished(index, _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args))
+                finished(index, _call_here(point))
         else:
             from distributed import as_completed
 
             order = sorted(range(total), key=lambda index: -points[index].cost)
-            futures = {self._client.submit(_call, points[index].name, os.getcwd(), points[index].function,
-                                           points[index].kwargs, *points[index].args, pure=False,
-                                           priority=points[index].cost): index
-                       for index in order}
+            futures = {self._submit(points[index]): index for index in order}
             for future in as_completed(futures):
                 finished(futures[future], _collect(future, points[futures[future]].name))
         return [outcomes[index] for index in range(total)]
+
+    def _submit(self, point: Point) -> Any:
+        """``point`` sent to the cluster (its priority its cost), run in this process's folder."""
+        return self._client.submit(_call, point.name, os.getcwd(), point.function, point.kwargs, *point.args,
+                                   pure=False, priority=point.cost)
 
     def stream(self, points: Iterable[Point], window: int) -> Iterator[Outcome]:
         """The outcomes of ``points`` in order, taking the next point only while fewer than ``window``
         run or wait to be collected (so memory holds at most ``window`` points' data)."""
         if self.serial:
             for point in points:
-                yield _call(point.name, os.getcwd(), point.function, point.kwargs, *point.args)
+                yield _call_here(point)
             return
         running: deque[tuple[str, Any]] = deque()
         for point in points:
-            running.append((point.name, self._client.submit(_call, point.name, os.getcwd(), point.function,
-                                                            point.kwargs, *point.args, pure=False)))
+            running.append((point.name, self._submit(point)))
             if len(running) >= window:
                 name, future = running.popleft()
                 yield _collect(future, name)

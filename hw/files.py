@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from leopard.hw.errors import LeopardError
 
@@ -133,18 +133,26 @@ def parse_json(text: str, what: str, error: type[LeopardError] = LeopardError) -
         raise error(f"{what} is not valid JSON (nested too deeply)") from None
 
 
+def open_input(path: Path, what: str, kind: str, error: type[LeopardError] = LeopardError) -> IO[bytes]:
+    """``path`` opened for reading (a ``what`` that should be ``kind``, e.g. "an .npz file"); a missing
+    file, a folder or an unreadable file is one ``error`` line naming it."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise error(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a folder, not {kind}") from None
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
+
+
 def read_json(path: str | Path, what: str, *, expect: type | None = dict) -> Any:
     """The JSON value in the file ``path`` (a ``what``: "config", "synthesis report"…), of type
     ``expect`` unless that is None; any problem is one ``LeopardError`` line naming the file."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode()
-    except FileNotFoundError:
-        raise LeopardError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise LeopardError(f"{what} {path} is a folder, not a JSON file") from None
-    except OSError as problem:
-        raise LeopardError(f"cannot read {what} {path}: {problem.strerror}") from None
+        with open_input(path, what, "a JSON file") as stream:
+            text = stream.read().decode()
     except UnicodeDecodeError:
         raise LeopardError(f"{path}: {what} is not a JSON file (not UTF-8 text)") from None
     value = parse_json(text, f"{path}: {what}")

@@ -35,12 +35,11 @@ class Plan:
     compiled: player_sim.PlayerBuild
 
 
-def plan(trace: trace_file.Trace, problems: golden.Problems, sim: str, top: str, *, chunk: int,
+def plan(cfg: EngineConfig, problems: golden.Problems, sim: str, top: str, *, chunk: int,
          waves: bool, stalls: bool, depth: int) -> Plan:
     """Every problem on ``top`` in both modes, in launches of at most ``chunk`` problems (one launch with
     waveforms) whose programs fit in ``depth`` words when they can; the player built for them (cached
     by the Verilog's hash)."""
-    cfg = trace.config
     every = playback.Workload(tuple(range(problems.count)))
     budget = depth // 2 - 1 if stalls else depth - 1
     parts = player_sim.split(cfg, top, problems, every, problems.count if waves else chunk, budget)
@@ -116,7 +115,7 @@ def simulate_trace_file(
             started = time.perf_counter()
             progress(f"building the trace player around the {sim} model of {top} (cached by the Verilog's "
                      "hash)")
-            plans.append((plan(trace, problems, sim, top, chunk=chunk, waves=waves_dir is not None,
+            plans.append((plan(cfg, problems, sim, top, chunk=chunk, waves=waves_dir is not None,
                                stalls=stalls, depth=depth), time.perf_counter() - started))
         shared = pool.share((problems, expected))
         points = [
@@ -135,7 +134,7 @@ def simulate_trace_file(
         measured[each.top] = _totals(mine, seconds, each.compiled.core_sha256)
     mismatches = sum(m["mismatches"] for m in measured.values())
     figures = report.report(
-        cfg, problems, measured["frontend"]["problem_cycles"],
+        cfg, expected["early_termination"], problems.valid_len, measured["frontend"]["problem_cycles"],
         measured["engine"]["problem_cycles"], mismatches=mismatches,
     )
     timings = {

@@ -65,10 +65,10 @@ def synthesize_sweep(
     tops = [top for top in synth.DESIGN_ORDER if top in tops]
     tools = synth.tool_versions()
     steps = [(top, cfg) for top in tops for cfg in configs]
+    names = [f"{top}-lanes{cfg.lanes}" for top, cfg in steps]
     points: dict[str, dict[str, Any]] = {}
     missing = []
-    for top, cfg in steps:
-        name = f"{top}-lanes{cfg.lanes}"
+    for name, (top, cfg) in zip(names, steps, strict=True):
         key = point_key(cfg, top, tgt, seed, tools)
         cached = staging / "points" / f"{name}.json"
         if cached.exists() and read_json(cached, "synthesis point").get("key") == key:
@@ -84,8 +84,8 @@ def synthesize_sweep(
             progress(f"{len(pending)} place-and-route runs on {running.describe()}")
         done = fanout.values(running.run(pending, progress, what="synthesis points"), "synthesis points")
     points.update(zip([point.name for point in pending], done, strict=True))
-    results = [points[f"{top}-lanes{cfg.lanes}"]["result"] for top, cfg in steps]
-    timings = {f"{top}-lanes{cfg.lanes}": points[f"{top}-lanes{cfg.lanes}"]["seconds"] for top, cfg in steps}
+    results = [points[name]["result"] for name in names]
+    timings = {name: points[name]["seconds"] for name in names}
     base = configs[0].to_dict()
     del base["lanes"]
     report: dict[str, Any] = {

@@ -110,30 +110,19 @@ def modelled(cfg: EngineConfig, problems: golden.Problems
     """``problem_sums`` of the early-termination run and the cycle model's front-end and whole-head
     cycles of every problem, both modes: the golden model's decisions and planes on each group of equal
     length, the compiled cycle model (``compiled_cycles``)."""
-    return _grouped(cfg, problems, with_cycles=True)
-
-
-def early_sums(cfg: EngineConfig, problems: golden.Problems) -> dict[str, np.ndarray]:
-    """``problem_sums`` of the early-termination run alone (for cycles measured elsewhere)."""
-    return _grouped(cfg, problems, with_cycles=False)[0]
-
-
-def _grouped(cfg: EngineConfig, problems: golden.Problems, *, with_cycles: bool
-             ) -> tuple[dict[str, np.ndarray], ProblemCycles, ProblemCycles]:
     count = problems.count
     sums = {key: np.zeros(count, np.int64) for key in SUM_KEYS}
     front = {mode: np.zeros(count, np.int64) for mode, _ in MODES}
     head = {mode: np.zeros(count, np.int64) for mode, _ in MODES}
     for pick, group in _by_length(problems):
         visible = group.visible()
-        for mode, dense in MODES if with_cycles else MODES[:1]:
+        for mode, dense in MODES:
             kept, planes = golden.decisions(cfg, group, visible, dense=dense)
             if not dense:
                 for key, value in problem_sums(cfg, visible, kept, planes, group.valid_len).items():
                     sums[key][pick] = value
-            if with_cycles:
-                front[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len)
-                head[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len, kept)
+            front[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len)
+            head[mode][pick] = compiled_cycles.problem_cycles(cfg, planes, visible, group.valid_len, kept)
     return (sums, {mode: values.tolist() for mode, values in front.items()},
             {mode: values.tolist() for mode, values in head.items()})
 
@@ -168,16 +157,18 @@ def golden_report(cfg: EngineConfig, problems: golden.Problems) -> dict[str, Any
 
 def report(
     cfg: EngineConfig,
-    problems: golden.Problems,
+    early: golden.GoldenResult,
+    valid_len: np.ndarray,
     front: ProblemCycles,
     head: ProblemCycles,
     *,
     mismatches: int | None = None,
 ) -> dict[str, Any]:
-    """The report keys of BRIEF §5 from per-problem front-end and whole-head cycles, modelled or
-    measured (kept under ``problem_cycles``); ``mismatches`` is added by ``leopard sim``."""
+    """The report keys of BRIEF §5 from the golden model's early-termination results and per-problem
+    front-end and whole-head cycles, modelled or measured (kept under ``problem_cycles``);
+    ``mismatches`` is added by ``leopard sim``."""
     totals = Totals(cfg)
-    totals.add(early_sums(cfg, problems), front, head)
+    totals.add(problem_sums(cfg, early.visible, early.kept, early.planes, valid_len), front, head)
     return totals.figures(mismatches=mismatches)
 
 

@@ -66,7 +66,7 @@ def capture(
     if longest > export.config.max_seq_len:
         raise LeopardError(f"a sentence has {longest} tokens, over the config's max_seq_len")
     tokens, valid = pad(ids)
-    classifier = export.classifier()
+    classifier, quant = export.classifier(), export.quantization()
     layers, heads = export.threshold.shape
     cfg = export.config
     dtypes = {"q": int_dtype(cfg.q_bits), "k": int_dtype(cfg.k_bits), "v": int_dtype(cfg.v_bits),
@@ -74,7 +74,7 @@ def capture(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
     predictions = []
     for start in range(0, len(chosen), BATCH):
-        core = HardwareCore(cfg, export.quantization(), export.threshold, export.threshold_int, capture=True)
+        core = HardwareCore(cfg, quant, export.threshold, export.threshold_int, capture=True)
         batch = slice(start, start + BATCH)
         with torch.no_grad():
             predictions.append(classifier(tokens[batch], valid[batch], core).argmax(dim=-1).numpy())
@@ -92,7 +92,7 @@ def capture(
         valid_len=np.repeat(valid.sum(dim=1).numpy().astype(np.int32), layers * heads),
         causal=False,
         threshold=np.tile(export.threshold_int.ravel(), count),
-        scale=np.tile(export.quantization().score_scale().ravel(), count),
+        scale=np.tile(quant.score_scale().ravel(), count),
         layer=np.tile(np.repeat(np.arange(layers, dtype=np.int32), heads), count),
         head=np.tile(np.arange(heads, dtype=np.int32), count * layers),
         source=source,
