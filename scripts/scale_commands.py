@@ -53,7 +53,12 @@ def _measured_command(argv: list[str]) -> tuple[list[str], list[Path]]:
         raise LeopardError("write the measured command's --out and --work as two words (--out PATH)")
     if "--out" not in argv[:-1]:
         raise LeopardError("the measured command needs its own --out (the output compared across runs)")
-    written = [Path(argv[argv.index(option) + 1]) for option in ("--out", "--work") if option in argv[:-1]]
+    places = {argv.index(option) + 1 for option in ("--out", "--work") if option in argv[:-1]}
+    written = [Path(argv[place]) for place in sorted(places)]
+    for word in (word for place, word in enumerate(argv) if place not in places and Path(word).exists()):
+        if any(Path(word).resolve().is_relative_to(path.resolve()) for path in written):
+            raise LeopardError(f"the measured command's input {word} is in what it writes, which "
+                               "bench-workers removes before each run; write elsewhere")
     return argv, written
 
 

@@ -46,6 +46,16 @@ def test_an_existing_cluster_with_threaded_workers_is_refused():
         pass
 
 
+def test_a_measured_command_writing_over_its_input_is_refused_before_anything_is_removed(tmp_path, capsys):
+    trace = tmp_path / "t.npz"
+    trace_file.save(synthetic.random_trace(preset("tiny"), seed=2, problems=2), trace)
+    before = trace.read_bytes()
+    assert main(["bench-workers", "--out", str(tmp_path / "b.json"), "--", "golden", "--trace", str(trace),
+                 "--out", str(tmp_path)]) == 2
+    assert f"input {trace} is in what it writes" in capsys.readouterr().err
+    assert trace.read_bytes() == before
+
+
 def test_a_command_that_does_not_fan_out_is_refused(tmp_path, capsys):
     assert main(["bench-workers", "--out", str(tmp_path / "b.json"), "--", "generate", "--preset", "tiny",
                  "--out", str(tmp_path / "g")]) == 2
