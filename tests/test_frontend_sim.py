@@ -1,5 +1,6 @@
-"""The whole front end in Amaranth's simulator on the regression cases: every decision, score and plane
-count equals the golden model's, and stall-free cycle counts equal the cycle model's."""
+"""The whole front end, and the dense bit-parallel unit, in Amaranth's simulator on the regression
+cases: every decision, score and plane count equals the golden model's, and stall-free cycle counts
+equal the cycle model's."""
 
 import pytest
 
@@ -16,13 +17,17 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_frontend_matches_golden_and_cycle_model(name):
+@pytest.mark.parametrize(("top", "name"), [("frontend", name) for name in sorted(CONFIGS)]
+                         + [("bitparallel", "tiny"), ("bitparallel", "tiny-bare")])
+def test_frontend_matches_golden_and_cycle_model(top, name):
     cfg = CONFIGS[name]
-    outcome = regression_run(cfg, "frontend", "amaranth", seeds=(1, 2, 4), stalled_modes=("early_termination", "dense"))
+    outcome = regression_run(cfg, top, "amaranth", seeds=(1, 2, 4), stalled_modes=("early_termination", "dense"))
     assert outcome["mismatches"] == 0, outcome["messages"]
     for run in outcome["segments"][:2]:
         for mode in ("early_termination", "dense"):
             assert run[mode]["cycles"] == run[mode]["model_cycles"]
-    assert outcome["segments"][0]["dense"]["cycles"] > outcome["segments"][0]["early_termination"]["cycles"] \
-        or not cfg.early_termination
+    straight = outcome["segments"][0]
+    if top == "bitparallel" or not cfg.early_termination:
+        assert straight["dense"]["cycles"] == straight["early_termination"]["cycles"]
+    else:
+        assert straight["dense"]["cycles"] > straight["early_termination"]["cycles"]

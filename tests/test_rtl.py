@@ -1,5 +1,5 @@
-"""cocotb on the emitted Verilog (the QK front end alone and the whole engine) under Icarus and
-Verilator: the regression cases with and without stalls. Every decision, plane count, score,
+"""cocotb on the emitted Verilog (the QK front end alone, the dense bit-parallel unit and the whole
+engine) under Icarus and Verilator: the regression cases with and without stalls. Every decision, plane count, score,
 probability, output and counter equals the golden model; stall-free job and per-query cycles equal
 the cycle model."""
 
@@ -25,6 +25,10 @@ CASES = [
     for sim, name in (("icarus", "tiny"), ("icarus", "small"), ("verilator", "tiny"), ("verilator", "small"),
                       ("verilator", "minilm"))
 ] + [
+    ("bitparallel", "icarus", "small"),
+    ("bitparallel", "verilator", "small"),
+    ("bitparallel", "verilator", "minilm"),
+    ("bitparallel", "verilator", "tiny-fifo3"),
     ("frontend", "verilator", "small-skip"),
     ("frontend", "verilator", "tiny-bare"),
     ("frontend", "verilator", "tiny-fifo3"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leopard.hw.config import EngineConfig
+from leopard.hw.ports import KEPT_STREAM_TOPS
 from leopard.model.reference import cycles, golden
 from leopard.sw.job import Job, JobResult
 
@@ -48,7 +49,8 @@ def compare(
         mode = "dense" if run.dense else "early termination"
         tag = f"problem {p} {mode} queries {rows.start}..{rows.stop - 1}"
         want_status = {
-            (i, j): (int(planes[i, j]), bool(kept[i, j])) for i in rows for j in np.flatnonzero(visible[i])
+            (i, j): (cfg.k_bits if top == "bitparallel" else int(planes[i, j]), bool(kept[i, j]))
+            for i in rows for j in np.flatnonzero(visible[i])
         }
         kept_keys = [where for where, (_, keep) in want_status.items() if keep]
         if result.duplicates:
@@ -57,15 +59,18 @@ def compare(
             _compare_maps(comparison, tag, "planes/kept", want_status, result.status)
         counters = [
             ("KEPT", result.kept_count, len(kept_keys)),
-            ("PLANES", result.planes_count, sum(p for p, _ in want_status.values())),
+            ("PLANES", result.planes_count, sum(planes for planes, _ in want_status.values())),
             ("QUERIES_DONE", result.queries_done, len(rows)),
         ]
         plan = [planes[i][visible[i]].tolist() for i in rows]
-        if top == "frontend":
+        if top in KEPT_STREAM_TOPS:
             scores = {where: int(expected.scores[p][where]) for where in kept_keys}
             _compare_maps(comparison, tag, "score", scores, result.kept)
             counters.append(("query completions", result.completed, len(rows)))
-            model = cycles.job_cycles(cfg, plan)
+            if top == "bitparallel":
+                model = cycles.bitparallel_cycles(cfg, [len(keys) for keys in plan])
+            else:
+                model = cycles.job_cycles(cfg, plan)
         else:
             probs = {where: int(expected.probs[p][where]) for where in kept_keys}
             _compare_maps(comparison, tag, "probability", probs, result.probs)

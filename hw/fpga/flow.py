@@ -29,29 +29,30 @@ HARNESS_NOTE = (
 )
 
 
-def point_key(cfg: EngineConfig, top: str, tgt: synth.Target, seed: int, tools: dict[str, str]) -> str:
-    """What a finished point depends on (config, top, target, seed, tool versions, the Verilog's SHA-256,
+def point_key(cfg: EngineConfig, top: str, tgt: synth.Target, seeds: tuple[int, ...], tools: dict[str, str]
+              ) -> str:
+    """What a finished point depends on (config, top, target, seeds, tool versions, the Verilog's SHA-256,
     the flow's scripts and options), hashed: a cached point is reused only under the same key."""
     _, source = verilog_text(cfg, top)
     return hashlib.sha256(json_text({
-        "config": cfg.to_dict(), "top": top, "target": tgt.name, "seed": seed, "tools": tools,
+        "config": cfg.to_dict(), "top": top, "target": tgt.name, "seeds": list(seeds), "tools": tools,
         "verilog_sha256": hashlib.sha256(source.encode()).hexdigest(),
         "flow": [synth.synth_script(tgt, top), *tgt.nextpnr_args, *tgt.constraints, "--router",
                  tgt.router, *synth.NEXTPNR_OPTIONS, tgt.freq_mhz],
     }).encode()).hexdigest()
 
 
-def implement_point(cfg: EngineConfig, top: str, tgt: synth.Target, seed: int, key: str,
+def implement_point(cfg: EngineConfig, top: str, tgt: synth.Target, seeds: tuple[int, ...], key: str,
                     cached: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Synthesize, place and route one (top, config) and keep the finished point in ``cached``."""
-    result, seconds = synth.implement(cfg, top, tgt, seed=seed, progress=progress or (lambda message: None))
+    result, seconds = synth.implement(cfg, top, tgt, seeds=seeds, progress=progress or (lambda message: None))
     point = {"key": key, "result": result, "seconds": seconds}
     write_json(cached, point, now=True)
     return point
 
 
 def synthesize_sweep(
-    configs: list[EngineConfig], tops: list[str], tgt: synth.Target, *, seed: int, out: Path,
+    configs: list[EngineConfig], tops: list[str], tgt: synth.Target, *, seeds: tuple[int, ...], out: Path,
     progress: Progress, pool: fanout.Pool | None = None,
 ) -> dict[str, Any]:
     """Synthesize, place and route every (top, config) into ``out`` (``synth.json``, ``synth.md``,
@@ -69,13 +70,13 @@ def synthesize_sweep(
     points: dict[str, dict[str, Any]] = {}
     missing = []
     for name, (top, cfg) in zip(names, steps, strict=True):
-        key = point_key(cfg, top, tgt, seed, tools)
+        key = point_key(cfg, top, tgt, seeds, tools)
         cached = staging / "points" / f"{name}.json"
         if cached.exists() and read_json(cached, "synthesis point").get("key") == key:
             progress(f"{name}: reusing the finished run in {cached}")
             points[name] = read_json(cached, "synthesis point")
         else:
-            missing.append((name, (cfg, top, tgt, seed, key, cached)))
+            missing.append((name, (cfg, top, tgt, seeds, key, cached)))
     with pool or fanout.Pool(1) as running:
         inner = {"progress": progress} if running.serial else {}
         pending = [fanout.Point(name, implement_point, arguments, inner, cost=arguments[0].lanes)
@@ -91,7 +92,7 @@ def synthesize_sweep(
     report: dict[str, Any] = {
         "schema": "leopard-synth/1",
         "target": {"name": tgt.name, "device": tgt.device, "freq_mhz": tgt.freq_mhz},
-        "seed": seed,
+        "seeds": list(seeds),
         "tools": tools,
         "config": base,
         "lanes": [cfg.lanes for cfg in configs],

@@ -22,12 +22,19 @@ def _fmax_cell(point: dict[str, Any]) -> str:
     return "did not place" if point["status"] == "place and route failed" else point["status"]
 
 
+def seeds_text(seeds: list[int]) -> str:
+    """How the Fmax of a report was found: ``nextpnr seed 1`` or ``worst of nextpnr seeds 1, 2, 3``."""
+    if len(seeds) == 1:
+        return f"nextpnr seed {seeds[0]}"
+    return "Fmax the worst of nextpnr seeds " + ", ".join(map(str, seeds))
+
+
 def table(report: dict[str, Any]) -> str:
     """Markdown: one row per (top, lanes) with the core's resources, the placed design's Fmax and
     logic-cell utilization, what the harness adds; then the lane fit per top when there is one."""
     target = report["target"]
     lines = [
-        f"Target: {target['device']} (`{target['name']}`), nextpnr seed {report['seed']}, "
+        f"Target: {target['device']} (`{target['name']}`), {seeds_text(report['seeds'])}, "
         f"clock constraint {target['freq_mhz']:g} MHz.",
         "",
         "| top | lanes | " + " | ".join(HEADINGS[k] for k in RESOURCES)

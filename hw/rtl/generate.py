@@ -15,10 +15,15 @@ from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import build_dir, json_text, write_atomic
 from leopard.hw.regmap import register_map
+from leopard.hw.rtl.bitparallel import BitParallelFrontEnd
 from leopard.hw.rtl.engine import Engine
 from leopard.hw.rtl.frontend import FrontEnd
 
-TOPS = {"engine": ("leopard_engine", Engine), "frontend": ("leopard_frontend", FrontEnd)}
+TOPS = {
+    "engine": ("leopard_engine", Engine),
+    "frontend": ("leopard_frontend", FrontEnd),
+    "bitparallel": ("leopard_bitparallel", BitParallelFrontEnd),
+}
 HW = Path(__file__).resolve().parent.parent
 
 

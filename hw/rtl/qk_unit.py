@@ -3,7 +3,7 @@ job control and counters, and the FIFO-decoupled kept-key and status streams."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,6 +30,13 @@ def decoupled(
         queue.r_en.eq(out.ready),
     ]
     return queue, beat
+
+
+def job_refused(cfg: EngineConfig, keys: Value, queries: Value, first: Value, slot: Value) -> Value:
+    """Whether a job is out of range: ``keys`` or ``queries`` outside ``[1, max_seq_len]``,
+    ``first + queries > max_seq_len`` or ``slot ≥ threshold_regs``."""
+    return ((keys == 0) | (keys > cfg.max_seq_len) | (queries == 0) | (queries > cfg.max_seq_len)
+            | (first + queries > cfg.max_seq_len) | (slot >= cfg.threshold_regs))
 
 
 class QKUnit(wiring.Component):
@@ -202,13 +209,7 @@ class QKUnit(wiring.Component):
         """Start (or refuse) a job, latch its inputs, count its cycles, kept keys and planes, and end it
         when its last query completes."""
         cfg = self._cfg
-        refused = Signal()
-        m.d.comb += refused.eq(
-            (self.keys == 0) | (self.keys > cfg.max_seq_len)
-            | (self.queries == 0) | (self.queries > cfg.max_seq_len)
-            | (self.first + self.queries > cfg.max_seq_len)
-            | (self.slot >= cfg.threshold_regs)
-        )
+        refused = job_refused(cfg, self.keys, self.queries, self.first, self.slot)
         m.d.comb += [
             tracker.clear.eq(self.start & ~self.busy),
             self.started.eq(self.start & ~self.busy & ~refused),

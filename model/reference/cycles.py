@@ -43,7 +43,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.timing import DISPATCH_START, KEPT_FIFO_LATENCY, PASS_LATENCY
+from leopard.hw.timing import (
+    BITPARALLEL_DISPATCH_START,
+    DISPATCH_START,
+    KEPT_FIFO_LATENCY,
+    PASS_LATENCY,
+    bitparallel_latency,
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,19 @@ def job_cycles(
             released.append(release)
             finished.append(last_beat)
     return JobCycles(finished[-1] if finished else 0, finished)
+
+
+def bitparallel_cycles(cfg: EngineConfig, keys_by_query: Sequence[int]) -> JobCycles:
+    """One job of the dense bit-parallel unit (``hw/rtl/bitparallel.py``), exact: from cycle
+    ``BITPARALLEL_DISPATCH_START`` one key per cycle, in query order, each decided
+    ``bitparallel_latency`` cycles after its dispatch; a query completes with its last key."""
+    latency = bitparallel_latency(cfg)
+    dispatched = BITPARALLEL_DISPATCH_START - 1
+    done = []
+    for keys in keys_by_query:
+        dispatched += keys
+        done.append(dispatched + latency)
+    return JobCycles(done[-1] if done else 0, done)
 
 
 def planes_by_query(planes: np.ndarray, visible: np.ndarray, valid_len: int) -> list[list[int]]:
