@@ -16,11 +16,12 @@ LAYERS = {
     SPEC: {SPEC},
     "leopard.hw.rtl": {SPEC, "leopard.hw.rtl"},
     "leopard.hw.fpga": {SPEC, "leopard.hw.rtl", "leopard.hw.fpga"},
+    "leopard.hw.asic": {SPEC, "leopard.hw.rtl", "leopard.hw.fpga", "leopard.hw.asic"},
     "leopard.model.reference": {SPEC, "leopard.model.reference"},
     "leopard.model.training": {SPEC, "leopard.model.reference", "leopard.model.training"},
     "leopard.sw": {SPEC, "leopard.model.reference", "leopard.sw"},
-    "leopard.verif": {SPEC, "leopard.hw.rtl", "leopard.hw.fpga", "leopard.model.reference", "leopard.sw",
-                      "leopard.verif"},
+    "leopard.verif": {SPEC, "leopard.hw.rtl", "leopard.hw.fpga", "leopard.hw.asic", "leopard.model.reference",
+                      "leopard.sw", "leopard.verif"},
     "leopard.scripts": set(),
 }
 """Each layer and the layers it may import (``scripts``, on top, may import anything)."""

@@ -43,7 +43,8 @@ def plane_info_layout(cfg: EngineConfig) -> data.StructLayout:
 
 class KeyStore(wiring.Component):
     """Stores key ``j``'s plane ``t`` (``t = 0`` the sign plane, bit ``B−1`` of every element) at address
-    ``{j, t}``.
+    ``{j, t}``, in one copy per lane (one read and one write port each: what a block RAM has, so
+    synthesis maps each copy on its own instead of splitting one many-ported memory).
 
     Write side: a key taken from the ``k`` stream is written one plane per cycle, so a key costs
     ``k_bits`` cycles and the stream accepts the next key in the cycle its predecessor's last plane is
@@ -69,41 +70,47 @@ class KeyStore(wiring.Component):
         cfg = self._cfg
         B = cfg.k_bits
         m = Module()
-        store = memory.Memory(
-            shape=cfg.head_dim, depth=cfg.max_seq_len << layouts.plane_bits(cfg), init=[]
-        )
-        m.submodules.store = store
+        writes = []
+        rows = cfg.max_seq_len << layouts.plane_bits(cfg)
         for lane in range(cfg.lanes):
+            store = memory.Memory(shape=cfg.head_dim, depth=rows, init=[])
+            m.submodules[f"store{lane}"] = store
             port = store.read_port()
+            writes.append(store.write_port())
             m.d.comb += [port.en.eq(self.en), port.addr.eq(self.addr[lane]), self.data[lane].eq(port.data)]
 
         holding = Signal()
         index = Signal(cfg.index_bits)
         key = Signal(layouts.key_beat(cfg).members["key"])
         step = Signal(range(B))
-        write = store.write_port()
         bit = Signal(range(B))
-        m.d.comb += bit.eq(B - 1 - step)
+        row = Signal(cfg.head_dim)
         m.d.comb += [
+            bit.eq(B - 1 - step),
+            row.eq(Cat(key[i].bit_select(bit, 1) for i in range(cfg.head_dim))),
             self.k.ready.eq(~holding | (step == B - 1)),
-            write.en.eq(holding),
-            write.addr.eq(Cat(step[:layouts.plane_bits(cfg)], index)),
-            write.data.eq(Cat(key[i].bit_select(bit, 1) for i in range(cfg.head_dim))),
         ]
+        for write in writes:
+            m.d.comb += [
+                write.en.eq(holding),
+                write.addr.eq(Cat(step[:layouts.plane_bits(cfg)], index)),
+                write.data.eq(row),
+            ]
         mask, sign = plane_info(m, key, cfg)
         if cfg.skip_zero_planes and cfg.early_termination:
-            table = memory.Memory(shape=plane_info_layout(cfg), depth=cfg.max_seq_len, init=[])
-            m.submodules.plane_info = table
-            update = table.write_port()
-            m.d.comb += [
-                update.addr.eq(index),
-                update.data.mask.eq(mask),
-                update.data.sign.eq(sign),
-                update.en.eq(holding & (step == B - 1)),
-            ]
             for lane in range(cfg.lanes):
+                table = memory.Memory(shape=plane_info_layout(cfg), depth=cfg.max_seq_len, init=[])
+                m.submodules[f"plane_info{lane}"] = table
+                update = table.write_port()
                 port = table.read_port(domain="comb")
-                m.d.comb += [port.addr.eq(self.info_addr[lane]), self.info[lane].eq(port.data)]
+                m.d.comb += [
+                    update.addr.eq(index),
+                    update.data.mask.eq(mask),
+                    update.data.sign.eq(sign),
+                    update.en.eq(holding & (step == B - 1)),
+                    port.addr.eq(self.info_addr[lane]),
+                    self.info[lane].eq(port.data),
+                ]
         else:
             for lane in range(cfg.lanes):
                 m.d.comb += [self.info[lane].mask.eq(mask), self.info[lane].sign.eq(sign)]
