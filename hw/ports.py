@@ -11,8 +11,10 @@ from leopard.hw.bus import BusSignature
 from leopard.hw.config import EngineConfig
 from leopard.hw.regmap import register_map
 
-TOPS = ("engine", "frontend", "bitparallel")
-KEPT_STREAM_TOPS = ("frontend", "bitparallel")
+BITPARALLEL_TOPS = ("bitparallel", "bitparallel-lut")
+"""The dense bit-parallel unit: one multiplier per product (for DSPs), or half products (for LUTs)."""
+TOPS = ("engine", "frontend", *BITPARALLEL_TOPS)
+KEPT_STREAM_TOPS = ("frontend", *BITPARALLEL_TOPS)
 """The tops whose output is the ``kept`` stream: the bit-serial front end and the dense bit-parallel
 unit, with the same ports."""
 

@@ -23,8 +23,13 @@ BITPARALLEL_READ_STAGES = 2
 read, then a register."""
 
 
-def bitparallel_latency(cfg: EngineConfig) -> int:
-    """Cycles from a key's dispatch in the bit-parallel unit (``hw/rtl/bitparallel.py``) to its decision
-    on the output beats: the read stages, the products, each level of the adder tree over ``D``
-    products, and the threshold compare, one register each."""
-    return BITPARALLEL_READ_STAGES + 1 + clog2(cfg.head_dim) + 1
+def bitparallel_tree_levels(cfg: EngineConfig, *, split: bool) -> int:
+    """Levels of the bit-parallel unit's adder tree: over ``D`` products, or ``2·D`` half products."""
+    return clog2(cfg.head_dim * (2 if split else 1))
+
+
+def bitparallel_latency(cfg: EngineConfig, *, split: bool = False) -> int:
+    """Cycles from a key's dispatch in the bit-parallel unit (``hw/rtl/bitparallel.py``; ``split``: its
+    LUT variant) to its decision on the output beats: the read stages, the products, each level of the
+    adder tree, and the threshold compare, one register each."""
+    return BITPARALLEL_READ_STAGES + 1 + bitparallel_tree_levels(cfg, split=split) + 1

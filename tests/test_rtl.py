@@ -26,8 +26,10 @@ CASES = [
                       ("verilator", "minilm"))
 ] + [
     ("bitparallel", "icarus", "small"),
-    ("bitparallel", "verilator", "small"),
+    ("bitparallel-lut", "icarus", "small"),
+    ("bitparallel-lut", "verilator", "small"),
     ("bitparallel", "verilator", "minilm"),
+    ("bitparallel-lut", "verilator", "minilm"),
     ("bitparallel", "verilator", "tiny-fifo3"),
     ("frontend", "verilator", "small-skip"),
     ("frontend", "verilator", "tiny-bare"),

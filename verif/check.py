@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leopard.hw.config import EngineConfig
-from leopard.hw.ports import KEPT_STREAM_TOPS
+from leopard.hw.ports import BITPARALLEL_TOPS, KEPT_STREAM_TOPS
 from leopard.model.reference import cycles, golden
 from leopard.sw.job import Job, JobResult
 
@@ -49,7 +49,7 @@ def compare(
         mode = "dense" if run.dense else "early termination"
         tag = f"problem {p} {mode} queries {rows.start}..{rows.stop - 1}"
         want_status = {
-            (i, j): (cfg.k_bits if top == "bitparallel" else int(planes[i, j]), bool(kept[i, j]))
+            (i, j): (cfg.k_bits if top in BITPARALLEL_TOPS else int(planes[i, j]), bool(kept[i, j]))
             for i in rows for j in np.flatnonzero(visible[i])
         }
         kept_keys = [where for where, (_, keep) in want_status.items() if keep]
@@ -67,8 +67,9 @@ def compare(
             scores = {where: int(expected.scores[p][where]) for where in kept_keys}
             _compare_maps(comparison, tag, "score", scores, result.kept)
             counters.append(("query completions", result.completed, len(rows)))
-            if top == "bitparallel":
-                model = cycles.bitparallel_cycles(cfg, [len(keys) for keys in plan])
+            if top in BITPARALLEL_TOPS:
+                split = top != "bitparallel"
+                model = cycles.bitparallel_cycles(cfg, [len(keys) for keys in plan], split=split)
             else:
                 model = cycles.job_cycles(cfg, plan)
         else:

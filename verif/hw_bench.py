@@ -19,9 +19,13 @@ from typing import Any
 import numpy as np
 
 from leopard.hw import fanout
+from leopard.hw.asic import gates
 from leopard.hw.config import EngineConfig
 from leopard.hw.files import write_atomic, write_json
 from leopard.hw.fpga import flow, synth
+from leopard.hw.ports import BITPARALLEL_TOPS
+from leopard.hw.rtl.generate import top_component
+from leopard.hw.rtl.lane import BitSerialLane
 from leopard.model.reference import cycles, whole_trace
 from leopard.model.reference.trace import TraceReader
 
@@ -40,14 +44,17 @@ class Design:
 DESIGNS = (
     Design("frontend", "frontend", True, "early_termination", "bit-serial front end, early termination"),
     Design("frontend-dense", "frontend", True, "dense", "bit-serial front end, dense mode"),
-    Design("bitparallel-lut", "bitparallel", False, "dense", "bit-parallel unit, LUTs only"),
+    Design("bitparallel-lut", "bitparallel-lut", False, "dense", "bit-parallel unit, LUTs only"),
     Design("bitparallel-dsp", "bitparallel", True, "dense", "bit-parallel unit, DSP products"),
 )
 BARE_BITPARALLEL = {"lut": 9241, "carry": 553, "fmax_mhz": 174.7}
 """A pipelined LUT-only bit-parallel QK unit of the minilm width (32 products of 8 × 8 bits, adder tree
 registered at every level, threshold compare) without a key store, on the ECP5-85 speed 8: the
 least the measured unit must reach (issue "The front end at FPGA speed")."""
+BARE_WIDTH = (32, 8, 8)
+"""``(head_dim, q_bits, k_bits)`` of the bare figures."""
 CONSTRAINT_MHZ = 250.0
+ASIC_PARTS = ("lane", "frontend", "bitparallel-lut")
 TRACE_FIGURES = ("problems", "keys", "pruned_fraction", "efficiency")
 
 
@@ -64,10 +71,11 @@ def trace_cycles(cfg: EngineConfig, path: Path, *, progress: Callable[[str], Non
     with TraceReader(path) as reader:
         lengths = reader.valid_len.tolist()
         causal = reader.causal
-    bitparallel = 0
+    bitparallel = dict.fromkeys(BITPARALLEL_TOPS, 0)
     for n in lengths:
-        visible = np.minimum(np.arange(1, n + 1), n) if causal else np.full(n, n)
-        bitparallel += cycles.bitparallel_cycles(cfg, visible.tolist()).cycles
+        visible = (np.minimum(np.arange(1, n + 1), n) if causal else np.full(n, n)).tolist()
+        for top in BITPARALLEL_TOPS:
+            bitparallel[top] += cycles.bitparallel_cycles(cfg, visible, split=top != "bitparallel").cycles
     return {
         "problems": report["problems"], "keys": report["pairs"],
         "frontend": report["cycles"], "bitparallel": bitparallel,
@@ -99,7 +107,8 @@ def bench(cfg: EngineConfig, trace: Path, *, target: str, freq_mhz: float, seeds
     points = implementations(cfg, target=target, freq_mhz=freq_mhz, seeds=seeds, out=out, progress=progress,
                              pool=pool)
     rows = [_row(design, points[design.top, design.dsp], measured) for design in DESIGNS]
-    reference = _reference(rows, measured)
+    asic = asic_estimates(cfg, progress)
+    reference = _reference(cfg, rows, measured)
     dsp = next(r for r in rows if r["design"] == "bitparallel-dsp")
     for row in rows:
         rate = row.get("keys_per_s_per_lut4e")
@@ -114,6 +123,7 @@ def bench(cfg: EngineConfig, trace: Path, *, target: str, freq_mhz: float, seeds
         "target": {"name": target, "freq_mhz": freq_mhz, "seeds": list(seeds)},
         "designs": rows,
         "bitparallel_reference": reference,
+        "asic": asic,
     }
     write_json(out / "bench-hw.json", report)
     write_atomic(out / "bench-hw.md", table(report))
@@ -121,9 +131,23 @@ def bench(cfg: EngineConfig, trace: Path, *, target: str, freq_mhz: float, seeds
     return report
 
 
+def asic_estimates(cfg: EngineConfig, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Gate equivalents and logic depth (``hw/asic/gates.py``) of one bit-serial lane, the whole front
+    end and the bit-parallel unit."""
+    parts = {
+        "lane": (BitSerialLane(cfg), "leopard_lane"),
+        **{top: top_component(cfg, top)[::-1] for top in ASIC_PARTS[1:]},
+    }
+    estimates = {}
+    for index, (part, (component, name)) in enumerate(parts.items(), 1):
+        progress(f"[{index}/{len(parts)}] ASIC estimate of {name} (Yosys, generic CMOS gates)")
+        estimates[part] = gates.estimate(component, name)
+    return estimates
+
+
 def _row(design: Design, point: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     cycles_on_trace = (measured["frontend"][design.mode] if design.top == "frontend"
-                       else measured["bitparallel"])
+                       else measured["bitparallel"][design.top])
     row: dict[str, Any] = {"design": design.name, "label": design.label, "top": design.top,
                            "status": point["status"], "cycles": cycles_on_trace,
                            "verilog_sha256": point["verilog_sha256"]}
@@ -142,12 +166,16 @@ def _row(design: Design, point: dict[str, Any], measured: dict[str, Any]) -> dic
     return row
 
 
-def _reference(rows: list[dict[str, Any]], measured: dict[str, Any]) -> dict[str, Any]:
-    """The LUT-only bit-parallel figures the ratios are taken against: the measured unit, or the bare
-    figures plus the unit's key store when those do more keys per second per LUT4-equivalent."""
+def _reference(cfg: EngineConfig, rows: list[dict[str, Any]], measured: dict[str, Any]) -> dict[str, Any]:
+    """The LUT-only bit-parallel figures the ratios are taken against: the measured unit, or, at the
+    width the bare figures are for, those figures plus the unit's key store when they do more keys per
+    second per LUT4-equivalent (the store is block RAM: it adds no LUT4)."""
     lut = next(r for r in rows if r["design"] == "bitparallel-lut")
+    if (cfg.head_dim, cfg.q_bits, cfg.k_bits) != BARE_WIDTH:
+        return {"source": "measured", "keys_per_s_per_lut4e": lut.get("keys_per_s_per_lut4e", 0)}
     bare_lut4e = BARE_BITPARALLEL["lut"] + 2 * BARE_BITPARALLEL["carry"]
-    bare_rate = measured["keys"] * BARE_BITPARALLEL["fmax_mhz"] * 1e6 / measured["bitparallel"] / bare_lut4e
+    bare_cycles = measured["bitparallel"]["bitparallel-lut"]
+    bare_rate = measured["keys"] * BARE_BITPARALLEL["fmax_mhz"] * 1e6 / bare_cycles / bare_lut4e
     if lut.get("keys_per_s_per_lut4e", 0) >= bare_rate:
         return {"source": "measured", "keys_per_s_per_lut4e": lut["keys_per_s_per_lut4e"]}
     return {"source": "bare figures (the measured unit did less)", **BARE_BITPARALLEL,
@@ -187,7 +215,14 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     reference = report["bitparallel_reference"]
     lines += ["", f"Ratios against the LUT-only bit-parallel unit: {reference['source']} "
-                  f"({reference['keys_per_s_per_lut4e']:,.0f} keys/s per LUT4-eq)."]
+                  f"({reference['keys_per_s_per_lut4e']:,.0f} keys/s per LUT4-eq).", "",
+              "ASIC estimate (Yosys `abc -g cmos2`, gate equivalents = transistors / 4; memories apart):", "",
+              "| part | gate equivalents (NAND2) | flip-flops | memory bits | logic depth (gates) |",
+              "|---|---:|---:|---:|---:|"]
+    for part in ASIC_PARTS:
+        figures = report["asic"][part]
+        lines.append(f"| {part} | {figures['gate_equivalents']:,} | {figures['flip_flops']:,} "
+                     f"| {figures['memory_bits']:,} | {figures['logic_depth']} |")
     return "\n".join(lines) + "\n"
 
 

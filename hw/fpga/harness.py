@@ -5,7 +5,17 @@ through five pins so that place and route can time a core with far more ports th
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, ResetSignal, Signal, Value
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Instance,
+    Module,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,8 +68,9 @@ class SerialHarness(wiring.Component):
     - ``capture``: the output chain loads the core's outputs as registered in the previous cycle.
 
     The control pins are registered once before use, so each acts one cycle after it is sampled. The
-    harness adds ``2·(n_in + n_out) + 4`` flip-flops and about ``n_out`` LUTs (the output chain's load
-    multiplexer) to the core.
+    ``rst`` pin reaches the core through a register (its fan-out is then a register-to-register path
+    like the core's own), and the chains have no reset. The harness adds ``2·(n_in + n_out) + 5``
+    flip-flops and about ``n_out`` LUTs (the output chain's load multiplexer) to the core.
     """
 
     def __init__(self, core: wiring.Component) -> None:
@@ -73,18 +84,22 @@ class SerialHarness(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.core = self._core
+        m.domains.core = ClockDomain("core")
+        core_reset = Signal(reset_less=True)
+        m.d.sync += core_reset.eq(ResetSignal())
+        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(core_reset)]
+        m.submodules.core = DomainRenamer("core")(self._core)
         inputs, outputs = port_bits(self._core)
         n_in, n_out = max(1, self.input_bits), max(1, self.output_bits)
-        shift, update, capture, shift_in = Signal(), Signal(), Signal(), Signal()
+        shift, update, capture, shift_in = (Signal(reset_less=True) for _ in range(4))
         m.d.sync += [
             shift.eq(self.shift), update.eq(self.update), capture.eq(self.capture),
             shift_in.eq(self.shift_in),
         ]
-        chain_in = Signal(n_in)
-        held = Signal(n_in)
-        sampled = Signal(n_out)
-        chain_out = Signal(n_out)
+        chain_in = Signal(n_in, reset_less=True)
+        held = Signal(n_in, reset_less=True)
+        sampled = Signal(n_out, reset_less=True)
+        chain_out = Signal(n_out, reset_less=True)
         with m.If(shift):
             m.d.sync += chain_in.eq(Cat(chain_in[1:], shift_in))
         with m.If(update):

@@ -19,7 +19,7 @@ from leopard.hw.ports import top_signature
 from leopard.hw.rtl.frontend import connect_job
 from leopard.hw.rtl.qk_unit import decoupled, job_refused
 from leopard.hw.rtl.register_block import RegisterBlock
-from leopard.hw.timing import BITPARALLEL_READ_STAGES, bitparallel_latency
+from leopard.hw.timing import BITPARALLEL_READ_STAGES, bitparallel_latency, bitparallel_tree_levels
 
 
 def token_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -85,8 +85,9 @@ class BitParallelUnit(wiring.Component):
     ``fifo_depth`` beats beyond the pipeline's.
     """
 
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, *, split: bool = False) -> None:
         self._cfg = cfg
+        self._split = split
         super().__init__({
             name: member for name, member in top_signature(cfg, "frontend").members.items()
             if name in ("q", "k", "kept", "status")
@@ -103,7 +104,7 @@ class BitParallelUnit(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         cfg = self._cfg
         m = Module()
-        depth = cfg.fifo_depth + bitparallel_latency(cfg) + 1
+        depth = cfg.fifo_depth + bitparallel_latency(cfg, split=self._split) + 1
         dense, causal = Signal(), Signal()
         keys, queries = Signal(cfg.length_bits), Signal(cfg.length_bits)
         first = Signal(cfg.index_bits)
@@ -162,13 +163,22 @@ class BitParallelUnit(wiring.Component):
                 m.d.sync += vectors[-1].eq(vectors[-2])
         key = Signal(element)
         m.d.sync += key.eq(read.data)
-        products = []
+        terms: list[Value] = []
+        half = cfg.k_bits // 2
         for i in range(cfg.head_dim):
-            product = Signal(signed(cfg.q_bits + cfg.k_bits), name=f"product{i}")
-            m.d.sync += product.eq(vectors[-1][i] * key[i])
-            products.append(product)
-        score = registered_tree(m, products, "tree")
-        for level in range(clog2(cfg.head_dim)):
+            part = Value.cast(key[i])
+            if self._split:
+                low = Signal(signed(cfg.q_bits + half + 1), name=f"product{i}_low")
+                high = Signal(signed(cfg.q_bits + cfg.k_bits - half), name=f"product{i}_high")
+                m.d.sync += [low.eq(vectors[-1][i] * part[:half]),
+                             high.eq(vectors[-1][i] * part[half:].as_signed())]
+                terms += [low, high << half]
+            else:
+                product = Signal(signed(cfg.q_bits + cfg.k_bits), name=f"product{i}")
+                m.d.sync += product.eq(vectors[-1][i] * part)
+                terms.append(product)
+        score = registered_tree(m, terms, "tree")
+        for level in range(bitparallel_tree_levels(cfg, split=self._split)):
             tokens.append(Signal(token_layout(cfg), name=f"token_tree{level + 1}"))
             m.d.sync += tokens[-1].eq(tokens[-2])
         decided = Signal(token_layout(cfg))
@@ -237,17 +247,19 @@ class BitParallelUnit(wiring.Component):
 
 
 class BitParallelFrontEnd(wiring.Component):
-    """``BitParallelUnit`` behind the register block: the ``bitparallel`` Verilog top, with the front
-    end's ports and register map."""
+    """``BitParallelUnit`` behind the register block, with the front end's ports and register map: the
+    ``bitparallel`` Verilog top (one multiplier per product, for DSPs) or, ``split``, the
+    ``bitparallel-lut`` top (each product two registered half-width products, for LUT fabric)."""
 
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, *, split: bool = False) -> None:
         self._cfg = cfg
+        self._split = split
         super().__init__(top_signature(cfg, "frontend"))
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._cfg)
-        m.submodules.unit = unit = BitParallelUnit(self._cfg)
+        m.submodules.unit = unit = BitParallelUnit(self._cfg, split=self._split)
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
         wiring.connect(m, wiring.flipped(self.q), unit.q)
         wiring.connect(m, wiring.flipped(self.k), unit.k)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,6 +24,7 @@ TOPS = {
     "engine": ("leopard_engine", Engine),
     "frontend": ("leopard_frontend", FrontEnd),
     "bitparallel": ("leopard_bitparallel", BitParallelFrontEnd),
+    "bitparallel-lut": ("leopard_bitparallel_lut", partial(BitParallelFrontEnd, split=True)),
 }
 HW = Path(__file__).resolve().parent.parent
 

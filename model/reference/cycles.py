@@ -121,11 +121,12 @@ def job_cycles(
     return JobCycles(finished[-1] if finished else 0, finished)
 
 
-def bitparallel_cycles(cfg: EngineConfig, keys_by_query: Sequence[int]) -> JobCycles:
-    """One job of the dense bit-parallel unit (``hw/rtl/bitparallel.py``), exact: from cycle
+def bitparallel_cycles(cfg: EngineConfig, keys_by_query: Sequence[int], *, split: bool = False) -> JobCycles:
+    """One job of the dense bit-parallel unit (``hw/rtl/bitparallel.py``; ``split``: its LUT variant),
+    exact: from cycle
     ``BITPARALLEL_DISPATCH_START`` one key per cycle, in query order, each decided
     ``bitparallel_latency`` cycles after its dispatch; a query completes with its last key."""
-    latency = bitparallel_latency(cfg)
+    latency = bitparallel_latency(cfg, split=split)
     dispatched = BITPARALLEL_DISPATCH_START - 1
     done = []
     for keys in keys_by_query:

@@ -233,6 +233,11 @@ class TraceReader:
         self._file.close()
 
     @property
+    def valid_len(self) -> np.ndarray:
+        """The valid tokens of every problem."""
+        return self._fields["valid_len"].copy()
+
+    @property
     def longest(self) -> int:
         """The most valid tokens of any problem."""
         return int(self._fields["valid_len"].max())
