@@ -16,7 +16,7 @@ from amaranth.lib import data, memory, wiring
 from leopard.hw import layouts
 from leopard.hw.config import EngineConfig, clog2
 from leopard.hw.ports import top_signature
-from leopard.hw.rtl.frontend import connect_job
+from leopard.hw.rtl.frontend import attach_unit
 from leopard.hw.rtl.qk_unit import decoupled, job_refused
 from leopard.hw.rtl.register_block import RegisterBlock
 from leopard.hw.timing import BITPARALLEL_READ_STAGES, bitparallel_latency, bitparallel_tree_levels
@@ -260,19 +260,5 @@ class BitParallelFrontEnd(wiring.Component):
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._cfg)
         m.submodules.unit = unit = BitParallelUnit(self._cfg, split=self._split)
-        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
-        wiring.connect(m, wiring.flipped(self.q), unit.q)
-        wiring.connect(m, wiring.flipped(self.k), unit.k)
-        wiring.connect(m, unit.kept, wiring.flipped(self.kept))
-        if self._cfg.status_stream:
-            wiring.connect(m, unit.status, wiring.flipped(self.status))
-        connect_job(m, regs, unit)
-        m.d.comb += [
-            self.busy.eq(unit.busy),
-            self.done.eq(unit.done),
-            regs.status_busy.eq(unit.busy),
-            regs.status_done.eq(unit.done),
-            regs.cycles.eq(unit.cycles),
-            regs.queries_done.eq(unit.queries_done),
-        ]
+        attach_unit(m, self, self._cfg, regs, unit, releases=False)
         return m

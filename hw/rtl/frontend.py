@@ -29,6 +29,28 @@ def connect_job(m: Module, regs: RegisterBlock, qk: QKUnit) -> None:
     ]
 
 
+def attach_unit(m: Module, top: wiring.Component, cfg: EngineConfig, regs: RegisterBlock,
+                unit: wiring.Component, *, releases: bool) -> None:
+    """``unit`` (a QK unit's ports) connected to the register block ``regs`` and to ``top``'s bus,
+    streams, ``busy`` and ``done``; with ``releases``, a query is released as it completes."""
+    wiring.connect(m, wiring.flipped(top.bus), regs.bus)
+    wiring.connect(m, wiring.flipped(top.q), unit.q)
+    wiring.connect(m, wiring.flipped(top.k), unit.k)
+    wiring.connect(m, unit.kept, wiring.flipped(top.kept))
+    if cfg.status_stream:
+        wiring.connect(m, unit.status, wiring.flipped(top.status))
+    connect_job(m, regs, unit)
+    m.d.comb += [
+        top.busy.eq(unit.busy),
+        top.done.eq(unit.done),
+        *([unit.released.eq(unit.queries_done)] if releases else []),
+        regs.status_busy.eq(unit.busy),
+        regs.status_done.eq(unit.done),
+        regs.cycles.eq(unit.cycles),
+        regs.queries_done.eq(unit.queries_done),
+    ]
+
+
 class FrontEnd(wiring.Component):
     """The QK front end with its register interface (``regmap.json``): keys in on ``k``, queries on
     ``q``, kept keys out on ``kept`` and every decided key on ``status`` (when built); ``busy`` and
@@ -42,20 +64,5 @@ class FrontEnd(wiring.Component):
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._cfg)
         m.submodules.qk = qk = QKUnit(self._cfg)
-        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
-        wiring.connect(m, wiring.flipped(self.q), qk.q)
-        wiring.connect(m, wiring.flipped(self.k), qk.k)
-        wiring.connect(m, qk.kept, wiring.flipped(self.kept))
-        if self._cfg.status_stream:
-            wiring.connect(m, qk.status, wiring.flipped(self.status))
-        connect_job(m, regs, qk)
-        m.d.comb += [
-            self.busy.eq(qk.busy),
-            self.done.eq(qk.done),
-            qk.released.eq(qk.queries_done),
-            regs.status_busy.eq(qk.busy),
-            regs.status_done.eq(qk.done),
-            regs.cycles.eq(qk.cycles),
-            regs.queries_done.eq(qk.queries_done),
-        ]
+        attach_unit(m, self, self._cfg, regs, qk, releases=True)
         return m
