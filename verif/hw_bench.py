@@ -73,7 +73,7 @@ def trace_cycles(cfg: EngineConfig, path: Path, *, progress: Callable[[str], Non
         causal = reader.causal
     bitparallel = dict.fromkeys(BITPARALLEL_TOPS, 0)
     for n in lengths:
-        visible = (np.minimum(np.arange(1, n + 1), n) if causal else np.full(n, n)).tolist()
+        visible = (np.arange(1, n + 1) if causal else np.full(n, n)).tolist()
         for top in BITPARALLEL_TOPS:
             bitparallel[top] += cycles.bitparallel_cycles(cfg, visible, split=top != "bitparallel").cycles
     return {

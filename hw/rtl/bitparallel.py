@@ -17,7 +17,7 @@ from leopard.hw import layouts
 from leopard.hw.config import EngineConfig, clog2
 from leopard.hw.ports import top_signature
 from leopard.hw.rtl.frontend import attach_unit
-from leopard.hw.rtl.qk_unit import decoupled, job_refused
+from leopard.hw.rtl.qk_unit import decoupled, job_refused, visible_keys
 from leopard.hw.rtl.register_block import RegisterBlock
 from leopard.hw.timing import BITPARALLEL_READ_STAGES, bitparallel_latency, bitparallel_tree_levels
 
@@ -57,11 +57,6 @@ def credit(m: Module, name: str, depth: int, spent: Value, returned: Value) -> V
     m.d.comb += following.eq(left - spent + returned)
     m.d.sync += left.eq(following)
     return following
-
-
-def visible_keys(causal: Value, position: Value, keys: Value) -> Value:
-    """Keys query ``position`` (absolute) sees: ``min(position + 1, keys)`` when causal, else ``keys``."""
-    return Mux(causal & (position + 1 < keys), position + 1, keys)
 
 
 class BitParallelUnit(wiring.Component):

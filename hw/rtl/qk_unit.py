@@ -39,6 +39,11 @@ def job_refused(cfg: EngineConfig, keys: Value, queries: Value, first: Value, sl
             | (first + queries > cfg.max_seq_len) | (slot >= cfg.threshold_regs))
 
 
+def visible_keys(causal: Value, position: Value, keys: Value) -> Value:
+    """Keys query ``position`` (absolute) sees: ``min(position + 1, keys)`` when causal, else ``keys``."""
+    return Mux(causal & (position + 1 < keys), position + 1, keys)
+
+
 class QKUnit(wiring.Component):
     """Computes, for each query of a job, every visible key's score bit-serially with early termination.
 
@@ -192,8 +197,7 @@ class QKUnit(wiring.Component):
             ]
 
         with m.If(query_unit.taken):
-            visible = Mux(job.causal & (job.first + job.loaded + 1 < job.keys), job.first + job.loaded + 1,
-                          job.keys)
+            visible = visible_keys(job.causal, job.first + job.loaded, job.keys)
             m.d.sync += [
                 job.slot_query.eq(job.loaded),
                 job.slot_keys.eq(visible),
