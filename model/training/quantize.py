@@ -206,9 +206,11 @@ class HardwareCore:
         self.mantissa = np.array([[r.mantissa for r in row] for row in registers], np.int64)
         self.shift = np.array([[r.shift for r in row] for row in registers], np.int64)
 
-    def __call__(
+    def problems(
         self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
-    ) -> torch.Tensor:
+    ) -> golden.Problems:
+        """One layer's ``[B, H, N, Dh]`` float ``q``, ``k``, ``v`` as the engine's ``B·H`` integer problems
+        (problem ``b·H + h``), with this layer's thresholds and scale registers."""
         cfg, quant = self.cfg, self.quant
         batch, heads, length, dim = q.shape
 
@@ -219,25 +221,36 @@ class HardwareCore:
         k_int = quantize(k, per_channel(quant.key_step(layer)), cfg.k_bits)
         v_int = quantize(v, torch.from_numpy(quant.scale_v[layer])[None, :, None, None], cfg.v_bits)
         valid_len = valid.sum(dim=1).numpy().astype(np.int64)
-        problems = golden.Problems(
+        return golden.Problems(
             q=q_int.reshape(-1, length, dim), k=k_int.reshape(-1, length, dim),
             v=v_int.reshape(-1, length, dim), valid_len=np.repeat(valid_len, heads), causal=False,
             threshold=np.tile(self.threshold[layer], batch),
             scale_mantissa=np.tile(self.mantissa[layer], batch),
             scale_shift=np.tile(self.shift[layer], batch),
         )
+
+    def to_float(self, layer: int, out: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        """The engine's ``[B, H, N, Dh]`` fixed-point outputs in float units of ``v``, as ``like``'s dtype."""
+        units = out * 2.0 ** -self.cfg.out_frac_bits * self.quant.scale_v[layer][None, :, None, None]
+        return torch.from_numpy(units).to(like.dtype)
+
+    def __call__(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        batch, heads, length, dim = q.shape
+        problems = self.problems(layer, q, k, v, valid)
         visible = problems.visible()
         score = np.where(visible, golden.scores(problems.q, problems.k), 0)
         decided = visible & (score >= problems.threshold[:, None, None])
         kept = decided if self.prune else visible
-        _, out = golden.softmax(cfg, problems, score, kept)
+        _, out = golden.softmax(self.cfg, problems, score, kept)
         self._count(layer, q, k, visible.reshape(batch, heads, length, length),
                     decided.reshape(batch, heads, length, length))
         out = out.reshape(batch, heads, length, dim)
         if self.capture:
-            self.captured.append(Captured(layer, q_int, k_int, v_int, valid_len, out))
-        units = out * 2.0 ** -cfg.out_frac_bits * quant.scale_v[layer][None, :, None, None]
-        return torch.from_numpy(units).to(q.dtype)
+            self.captured.append(Captured(layer, problems.q.reshape(q.shape), problems.k.reshape(q.shape),
+                                          problems.v.reshape(q.shape), problems.valid_len[::heads], out))
+        return self.to_float(layer, out, q)
 
     def _count(
         self, layer: int, q: torch.Tensor, k: torch.Tensor, visible: np.ndarray, decided: np.ndarray
