@@ -8,6 +8,7 @@ import sys
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import all_or_nothing
 from leopard.scripts import (
+    compare_commands,
     demo,
     fpga_commands,
     golden_commands,
@@ -41,7 +42,7 @@ def build_parser() -> Parser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
-                   verif_commands, scale_commands, run_report, demo):
+                   verif_commands, scale_commands, compare_commands, run_report, demo):
         module.register(commands)
     parser.set_defaults(command_line=main)
     return parser
