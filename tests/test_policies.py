@@ -170,3 +170,22 @@ def test_bootstrap_intervals_hold_the_mean_and_pair_the_same_examples():
     flipped[:8] = ~flipped[:8]
     paired = confidence.paired_difference(flipped, correct, seed=0)
     assert paired["ci95"][1] - paired["ci95"][0] < figure["ci95"][1] - figure["ci95"][0]
+
+
+def test_leopard_counts_equal_a_hand_count_on_a_key_pruned_at_its_sign_plane():
+    """``tiny``: one query ``q = (1, 1, 1, 1)`` against one key ``k = (−8, …)``, threshold 0: after the
+    sign plane ``acc = −4`` and the bound ``−4·8 + 7·4 = −4 < 0`` prunes it, one step and one check."""
+    one = np.ones((1, 1, 4), np.int64)
+    batch = golden.Problems(q=one, k=-8 * one, v=one, valid_len=np.array([1]), causal=False,
+                            threshold=np.array([0]), scale_mantissa=np.array([1 << 15]),
+                            scale_shift=np.array([16]))
+    attended = policies.Leopard(TINY).attend(TINY, 0, batch, 1, {})
+    assert attended.planes.tolist() == [[[1]]] and not attended.kept.any()
+    counts = attended.counts
+    assert counts.events["plane_steps"] == 1 and counts.events["bound_checks"] == 1
+    assert counts.priced[("front", "add8")] == 3 + 3
+    assert counts.priced[("front", "add16")] == 1 + 1 + 1
+    assert counts.priced[("front", "sram_bits")] == 4 + 16
+    assert counts.priced[("back", "sram_bits")] == 12
+    assert counts.priced[("back", "partial_products")] == 4 * 18 * 12
+    assert counts.events["macs"] == 0

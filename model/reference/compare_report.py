@@ -74,24 +74,43 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def pareto(report: dict[str, Any], path: Path) -> None:
-    """Two panels, one point per policy: speedup over dense (exact or modelled, hollow) and whole-head
-    energy reduction, against the paired accuracy change."""
+    """Three panels. On the test sentences, one point per policy: speedup over dense (exact, or
+    modelled: hollow) and whole-head energy reduction against the paired accuracy change. On the
+    validation sentences: every point the peers' tuning tried (accuracy against whole-head energy
+    reduction), the allowed loss as a line."""
     plt = plots.pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.2), sharex=True)
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15.0, 4.4))
     for index, row in enumerate(report["rows"]):
         change = accuracy_change(row)["value"]
         value, _ = speed(row)
-        for axes, y in ((left, value), (right, row["energy_reduction"]["head"])):
+        for axes, y in ((left, value), (middle, row["energy_reduction"]["head"])):
             hollow = axes is left and "speedup" not in row
             axes.plot([change], [y], "o", color=f"C{index}", mfc="none" if hollow else f"C{index}", ms=7)
             axes.annotate(row["policy"], (change, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
     versus = "dense control" if report["dense_control_accuracy"] is not None else "same weights, float"
-    titles = ((left, "speedup over dense (hollow: modelled)"), (right, "whole-head energy reduction"))
+    titles = ((left, "test: speedup over dense (hollow: modelled)"),
+              (middle, "test: whole-head energy reduction"))
     for axes, title in titles:
         axes.axvline(-0.2, color="grey", lw=0.8, ls=":")
         axes.set_xlabel(f"accuracy change against {versus} (points)")
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)
     left.set_ylabel("× dense")
+    validation = report["validation"]
+    dense_pj = validation["dense_head_pj"]
+    for peer, marker in (("sanger", "s"), ("spatten", "^")):
+        trials = validation[peer]["trials"]
+        right.plot([dense_pj / trial["head_pj"] for trial in trials],
+                   [trial["accuracy"] - validation["dense_accuracy"] for trial in trials], marker, mfc="none",
+                   label=f"{peer}: every point tried")
+    right.plot([dense_pj / validation["leopard_head_pj"]],
+               [validation["leopard_accuracy"] - validation["dense_accuracy"]], "*", ms=11,
+               label="leopard, default levers")
+    right.axhline(-validation["allowed_loss_points"], color="grey", lw=0.8, ls=":", label="allowed loss")
+    right.set_xlabel("whole-head energy reduction against dense")
+    right.set_ylabel("accuracy change against dense (points)")
+    right.set_title(f"validation: {validation['sentences']} training sentences", fontsize=10)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
     figure.tight_layout()
     plots.save(figure, path)

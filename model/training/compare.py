@@ -5,11 +5,13 @@ differences), scores computed in full, QK bit operations, memory bits read, ener
 
 Rows: the engine in dense mode (the reference of every reduction) and a bit-parallel dense unit (the
 same arithmetic, so the same predictions; its counts follow from the dense run's pairs); leopard with
-the paper's bound (the export as it is, no zero-plane skipping) and with the default levers (keys
-requantized at the 99th percentile with per-channel scales, zero-plane skipping); top-k with ``k`` per
-(layer, head) the levers row's mean kept keys per query there; SpAtten and Sanger with their knobs tuned
-on a validation split carved from the training sentences (``tune``), never on the test set. Every
-policy runs the whole model itself, so SpAtten's cascade shapes its own later layers.
+the paper's bound (the export as it is), with the default levers (keys requantized at the 99th
+percentile with per-channel scales; zero-plane skipping off, as by default), and with those levers and
+zero-plane skipping (the lever bench's fastest row within 0.2 points of the dense control,
+``results/levers``); top-k with ``k`` per (layer, head) the default-levers row's mean kept keys per
+query there; SpAtten and Sanger with their knobs tuned on a validation split carved from the training
+sentences (``tune``), never on the test set. Every policy runs the whole model itself, so SpAtten's
+cascade shapes its own later layers.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from leopard.model.training.quantize import HardwareCore, QuantSettings
 from leopard.model.training.train import requantize
 
 SCHEMA = "leopard-compare/1"
-SANGER_THRESHOLDS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-"""Sanger's predicted-probability thresholds, tried from the mildest until one misses the budget."""
+SANGER_KNOBS = {"threshold": (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
+                "bits": (4, 3, 2)}
+"""Sanger's predicted-probability threshold, then its predictor's bits (4 in the paper), each tried from
+the mildest value until one misses the budget."""
 SPATTEN_KNOBS = {
-    "token_keep": (1.0, 0.8, 0.6, 0.4, 0.2),
-    "head_keep": (1.0, 0.9, 0.8, 0.7, 0.5),
+    "token_keep": (1.0, 0.8, 0.6, 0.4, 0.2, 0.1),
+    "head_keep": (1.0, 0.9, 0.8, 0.7, 0.5, 0.3),
     "pq_threshold": (1.0, 0.5, 0.3, 0.2, 0.1, 0.0),
 }
 """SpAtten's knobs, searched one after the other in this order, each from its mildest value (1.0 keeps
@@ -76,6 +80,11 @@ def run(engine: Engine, policy: policies.Policy, ids: list[list[int]], labels: n
     return Outcome(predictions == labels, tally)
 
 
+def head_energy(outcome: Outcome) -> float:
+    """Whole-head on-chip pJ per problem."""
+    return outcome.tally.counts.energies()["head"] / outcome.tally.problems
+
+
 def search(
     start: dict[str, float], knobs: dict[str, tuple[float, ...]], make: Callable[..., policies.Policy],
     trial: Trial,
@@ -99,12 +108,12 @@ def search(
 
 def tune(base: Engine, levered: Engine, lever_policy: policies.Leopard, ids: list[list[int]],
          labels: np.ndarray, budget: float, progress: Progress) -> dict[str, Any]:
-    """Sanger's threshold and SpAtten's token keep, head keep and progressive-quantization threshold:
-    the least whole-head energy on the validation sentences at an accuracy no lower than dense's minus
-    the allowance: ``budget`` points or what leopard's default row loses there, whichever is more (the
-    peers get at least leopard's own accuracy budget)."""
-    dense = run(base, policies.Dense(), ids, labels).accuracy()
-    leopard = run(levered, lever_policy, ids, labels).accuracy()
+    """Sanger's threshold and bits and SpAtten's token keep, head keep and progressive-quantization
+    threshold: the least whole-head energy on the validation sentences at an accuracy no lower than
+    dense's minus the allowance, ``budget`` points or what leopard's default row loses there, whichever
+    is more (the peers get at least leopard's own accuracy budget)."""
+    dense_run, leopard_run = run(base, policies.Dense(), ids, labels), run(levered, lever_policy, ids, labels)
+    dense, leopard = dense_run.accuracy(), leopard_run.accuracy()
     allowed = max(budget, dense - leopard)
     progress(f"compare: validation, {len(ids)} training sentences: dense {dense:.2f} %, leopard with "
              f"levers {leopard:.2f} %; the peers may lose {allowed:.2f} points")
@@ -112,22 +121,23 @@ def tune(base: Engine, levered: Engine, lever_policy: policies.Leopard, ids: lis
     def trial(knobs: dict[str, float], policy: policies.Policy) -> dict[str, Any]:
         outcome = run(base, policy, ids, labels)
         accuracy = outcome.accuracy()
-        cost = outcome.tally.counts.energies()["head"] / outcome.tally.problems
+        cost = head_energy(outcome)
         shown = ", ".join(f"{knob} {value:g}" for knob, value in knobs.items())
         progress(f"compare: validation {policy.name} ({shown}): {accuracy:.2f} %, "
                  f"{cost / 1000:.2f} nJ per head")
         return {"accuracy": round(accuracy, 4), "head_pj": round(cost, 3),
                 "feasible": accuracy >= dense - allowed - 1e-9}
 
-    sanger, sanger_trials = search({"threshold": 0.0}, {"threshold": SANGER_THRESHOLDS}, policies.Sanger,
-                                   trial)
+    sanger, sanger_trials = search({knob: values[0] for knob, values in SANGER_KNOBS.items()}, SANGER_KNOBS,
+                                   policies.Sanger, trial)
     spatten, spatten_trials = search(
         {knob: values[0] for knob, values in SPATTEN_KNOBS.items()}, SPATTEN_KNOBS,
         lambda **knobs: policies.SpAtten(layers=base.layers, **knobs), trial,
     )
     return {
         "sentences": len(ids), "allowed_loss_points": round(allowed, 4), "dense_accuracy": round(dense, 4),
-        "leopard_accuracy": round(leopard, 4),
+        "leopard_accuracy": round(leopard, 4), "dense_head_pj": round(head_energy(dense_run), 3),
+        "leopard_head_pj": round(head_energy(leopard_run), 3),
         "sanger": {"chosen": sanger, "trials": sanger_trials},
         "spatten": {"chosen": spatten, "trials": spatten_trials},
     }
@@ -221,7 +231,7 @@ def compare(made: export.Export, test_count: int | None, validation_count: int, 
     progress("compare: requantizing with the default levers")
     levered = Engine(requantize(made, dataset, QuantSettings(
         clip_percentile=levers.DEFAULT_CLIP_PERCENTILE, key_block=levers.DEFAULT_KEY_BLOCK)))
-    lever_policy = policies.Leopard(levered.made.config.replace(skip_zero_planes=True),
+    lever_policy = policies.Leopard(levered.made.config.replace(skip_zero_planes=False),
                                     "leopard, default levers")
     tuning = tune(base, levered, lever_policy, validation_ids, validation.labels, budget, progress)
 
@@ -238,6 +248,7 @@ def compare(made: export.Export, test_count: int | None, validation_count: int, 
         rows.append(row(policy.name, kind, outcome, outcome.tally.counts, dense, reference, knobs))
         return outcome
 
+    progress(f"compare: test, {len(test_ids)} sentences: dense")
     dense = run(base, policies.Dense(), test_ids, test.labels)
     parallel = policies.Dense(bit_serial=False)
     rows.append(row("dense", "bit-serial", dense, dense.tally.counts, dense, reference, {}))
@@ -245,6 +256,10 @@ def compare(made: export.Export, test_count: int | None, validation_count: int, 
         base.made.config, dense.tally.pairs, dense.tally.queries, dense.tally.tokens), dense, reference, {}))
     test_run("bit-serial", base, policies.Leopard(base.made.config, "leopard, paper bound"), {})
     with_levers = test_run("bit-serial", levered, lever_policy, {
+        "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
+        "skip_zero_planes": False})
+    test_run("bit-serial", levered, policies.Leopard(levered.made.config.replace(skip_zero_planes=True),
+                                                     "leopard, levers + zero-plane skipping"), {
         "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
         "skip_zero_planes": True})
     k = top_k(with_levers.tally)
