@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_atomic, write_json
 from leopard.model.training.runtime import torch_ready
 from leopard.scripts import demo
@@ -45,6 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dense-control", metavar="EXPORT",
                         help="the dense control's export (leopard train --dense-control): accuracy changes "
                              "are then paired against it")
+    parser.add_argument("--finetune-steps", type=integer(0), default=0, metavar="N",
+                        help="also fine-tune each peer's weights N steps under its own mask, as leopard's "
+                             "hard phase does under its thresholds (default: 0, off; the export's is 100)")
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="which sentences and bootstrap resamples (default: 0)")
     parser.add_argument("--threads", type=integer(1), default=1,
@@ -59,17 +61,9 @@ def run_compare(args: argparse.Namespace) -> None:
     from leopard.model.training import compare, export
 
     made = export.load(args.export)
-    control = None
-    if args.dense_control:
-        control = export.load(args.dense_control)
-        if control.training.get("prune", True):
-            raise LeopardError(f"--dense-control {args.dense_control} was trained with thresholds; give the "
-                               "export of `leopard train --dense-control`")
-        if control.data_sha256 != made.data_sha256 or control.data != made.data:
-            raise LeopardError(f"--dense-control {args.dense_control} was trained on other data than "
-                               f"{args.export}; train it on the same data")
+    control = None if args.dense_control is None else export.load_dense_control(args.dense_control, made)
     report = compare.compare(made, args.sentences, args.validation_sentences, args.seed, args.budget,
-                             progress, control)
+                             progress, control, args.finetune_steps)
     out = Path(args.out)
     table = compare_report.markdown(report)
     write_json(out / "compare.json", report)

@@ -121,9 +121,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
     add_config_options(parser, default=None)
     _add_data_options(parser, override=True)
+    parser.add_argument("--dense-control", metavar="EXPORT",
+                        help="the dense control's export (leopard train --dense-control): adds the paired "
+                             "accuracy difference against it")
     parser.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
-    declare(parser, inputs=("export", "config", "data"), outputs=(Output("out"),))
+    declare(parser, inputs=("export", "config", "data", "dense_control"), outputs=(Output("out"),))
     parser.set_defaults(run=run_evaluate)
 
     parser = commands.add_parser("trace", help="attention trace of real held-out sentences")
@@ -249,9 +252,11 @@ def run_requantize(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
     from leopard.model.training.evaluate import evaluate
+    from leopard.model.training.export import load_dense_control
 
     made = _load_export(args)
-    figures = evaluate(made, _test_set(args, made))
+    control = None if args.dense_control is None else load_dense_control(args.dense_control, made)
+    figures = evaluate(made, _test_set(args, made), control)
     print(report.table({key: value for key, value in figures.items() if not key.endswith("_per_head")}))
     print(per_head_table(figures["pruned_per_head"]))
     if args.out:

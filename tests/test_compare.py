@@ -8,16 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS
 
-from leopard.model.reference import report
-from leopard.model.training import capture, compare, data, export
+from leopard.model.reference import golden, policies, report
+from leopard.model.training import capture, compare, data, export, peer_finetune
+from leopard.model.training.bert import dense_core
+from leopard.model.training.data import pad
 from leopard.model.training.train import EXPORT, train
 from leopard.scripts import demo
 from leopard.scripts.cli import main
 
 POLICIES = ["dense", "dense, bit-parallel", "leopard, paper bound", "leopard, default levers",
-            "leopard, levers + zero-plane skipping", "top-k", "SpAtten", "Sanger"]
+            "leopard, levers + zero-plane skipping", "top-k", "SpAtten", "Sanger", "top-k, fine-tuned",
+            "SpAtten, fine-tuned", "Sanger, fine-tuned"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def dense_control(training_inputs, tmp_path_factory):
 def compared(reference_run, dense_control, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     arguments = ["compare", str(reference_run / EXPORT), "--validation-sentences", "16",
-                 "--dense-control", str(dense_control)]
+                 "--dense-control", str(dense_control), "--finetune-steps", "2"]
     assert main([*arguments, "--out", str(out / "first")]) == 0
     assert main([*arguments, "--out", str(out / "second")]) == 0
     return out
@@ -55,6 +59,8 @@ def test_every_policy_reports_its_figures_and_only_the_engine_reports_speedup(co
         assert rows[name]["cycles"]["dense"] == dense["cycles"]["early_termination"]
         assert rows[name]["kept_fraction"] < 1 and rows[name]["energy_reduction"]["head"] > 1
     assert rows["top-k"]["full_fraction"] == 1.0
+    for name in ("top-k", "SpAtten", "Sanger"):
+        assert rows[f"{name}, fine-tuned"]["knobs"] == {**rows[name]["knobs"], "finetune_steps": 2}
 
 
 def test_the_same_command_twice_writes_the_same_files(compared):
@@ -74,6 +80,37 @@ def test_leopards_cycles_are_the_golden_reports_of_the_same_sentences(reference_
     assert row["cycles"] == {"early_termination": figures["cycles"]["early_termination"],
                              "dense": figures["cycles"]["dense"]}
     assert row["cycles_head"]["early_termination"] == figures["cycles_head"]["early_termination"]
+
+
+def test_the_masked_core_is_dense_attention_under_dense_and_drops_what_a_policy_prunes(reference_run):
+    made = export.load(reference_run / EXPORT)
+    engine = compare.Engine(made)
+    test = data.load_dataset(made.data).test
+    tokens, valid = pad(made.text_tokenizer().encode(test.texts[:8]))
+    with torch.no_grad():
+        dense = made.classifier()(tokens, valid, dense_core)
+        masked = made.classifier()(tokens, valid, peer_finetune.MaskedCore(engine.core, policies.Dense()))
+        assert torch.allclose(dense, masked, atol=1e-6)
+        q, k, v = (torch.randn(2, 2, 5, 4, dtype=torch.float32) for _ in range(3))
+        mask = torch.ones(2, 5, dtype=torch.bool)
+        out = peer_finetune.MaskedCore(engine.core, policies.TopK(np.ones((2, 2), np.int64)))(0, q, k, v, mask)
+    chosen = policies.top_k_mask(*_scored(engine, q, k, v, mask))
+    assert torch.allclose(out, torch.from_numpy(chosen.reshape(2, 2, 5, 5).astype(np.float32)) @ v, atol=1e-6)
+
+
+def _scored(engine, q, k, v, mask):
+    problems = engine.core.problems(0, q, k, v, mask)
+    return golden.scores(problems.q, problems.k), problems.visible(), np.ones(problems.count, np.int64)
+
+
+def test_fine_tuning_under_a_policy_moves_the_weights_and_calibrates_them_again(reference_run, capsys):
+    made = export.load(reference_run / EXPORT)
+    dataset = data.load_dataset(made.data)
+    tuned = peer_finetune.finetune(made, dataset, compare.Engine(made).core, policies.Sanger(0.2), 3, print)
+    assert "fine-tuning Sanger: step 3/3" in capsys.readouterr().out
+    assert any(not np.array_equal(tuned.weights[name], made.weights[name]) for name in made.weights)
+    assert not np.array_equal(tuned.scale_k, made.scale_k)
+    assert np.array_equal(tuned.threshold, made.threshold)
 
 
 def test_the_search_keeps_the_cheapest_feasible_point_and_stops_at_the_first_miss():

@@ -1,14 +1,18 @@
 """The export file (round trip, validation), ``leopard evaluate`` and ``leopard trace`` on a tiny model."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from training_fixtures import TINY_ENGINE, TINY_SETTINGS, tiny_checkpoint, tiny_csv, tiny_spec
 
-from leopard.model.reference import golden
+from leopard.model.reference import confidence, golden
 from leopard.model.reference import trace as trace_file
-from leopard.model.training import capture, export
+from leopard.model.training import capture, evaluate, export
+from leopard.model.training.bert import dense_core
+from leopard.model.training.data import load_dataset
+from leopard.model.training.quantize import HardwareCore
 from leopard.model.training.train import EXPORT, train
 from leopard.scripts.cli import main
 
@@ -121,8 +125,40 @@ def test_evaluate_reports_the_four_accuracies_reproducibly(trained, tmp_path, ca
     assert report["accuracy_loss"] == pytest.approx(
         report["accuracy"]["quantized_pruned"] - report["accuracy"]["float"], abs=1e-3)
     assert np.array(report["pruned_per_head"]).shape == (2, 2)
+    for kind, (low, high) in report["accuracy_ci95"].items():
+        assert low <= report["accuracy"][kind] <= high
+    low, high = report["accuracy_loss_ci95"]
+    assert low <= report["accuracy_loss"] <= high
+    assert "difference_vs_dense_control" not in report
     out = capsys.readouterr().out
     assert "pruned_fraction" in out and "layer 1" in out and "h1" in out
+
+
+def test_evaluate_pairs_the_accuracy_against_a_dense_control(trained, tmp_path, capsys):
+    """The control: the same model, unpruned, with a random classifier head (the tiny model alone
+    predicts one class), so its predictions differ from the export's own."""
+    made = export.load(trained)
+    rng = np.random.default_rng(0)
+    weights = {**made.weights, "head.weight": rng.normal(size=made.weights["head.weight"].shape),
+               "head.bias": rng.normal(size=made.weights["head.bias"].shape)}
+    control = dataclasses.replace(made, weights={k: v.astype(made.weights[k].dtype) for k, v in weights.items()},
+                                  training={**made.training, "prune": False})
+    export.save(control, tmp_path / "control.npz")
+    test = load_dataset(made.data).test
+    ids = made.text_tokenizer().encode(test.texts)
+    own, _ = evaluate.predict(made.classifier(), ids, lambda: dense_core)
+    theirs, _ = evaluate.predict(control.classifier(), ids, lambda: dense_core)
+    assert (own != theirs).any()
+    assert main(["evaluate", str(trained), "--dense-control", str(tmp_path / "control.npz"),
+                 "--out", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    pruned, _ = evaluate.predict(made.classifier(), ids, lambda: HardwareCore(
+        made.config, made.quantization(), made.threshold, made.threshold_int))
+    assert report["difference_vs_dense_control"] == confidence.paired_difference(
+        pruned == test.labels, theirs == test.labels, seed=0)
+    capsys.readouterr()
+    assert main(["evaluate", str(trained), "--dense-control", str(trained)]) == 2
+    assert "trained with thresholds" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_another_engine_config(trained, capsys):
@@ -132,8 +168,6 @@ def test_evaluate_refuses_another_engine_config(trained, capsys):
 
 def test_a_captured_trace_is_what_the_golden_model_computes(trained):
     made = export.load(trained)
-    from leopard.model.training.data import load_dataset
-
     test = load_dataset(made.data).test
     chosen = capture.pick(test, 5, seed=2)
     captured = capture.capture(made, test, chosen, "test")

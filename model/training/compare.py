@@ -10,8 +10,9 @@ percentile with per-channel scales; zero-plane skipping off, as by default), and
 zero-plane skipping (the lever bench's fastest row within 0.2 points of the dense control,
 ``results/levers``); top-k with ``k`` per (layer, head) the default-levers row's mean kept keys per
 query there; SpAtten and Sanger with their knobs tuned on a validation split carved from the training
-sentences (``tune``), never on the test set. Every policy runs the whole model itself, so SpAtten's
-cascade shapes its own later layers.
+sentences (``tune``), never on the test set, and optionally also with weights fine-tuned under their
+own masks (``peer_finetune``). Every policy runs the whole model itself, so SpAtten's cascade shapes its
+own later layers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from leopard.hw.errors import LeopardError
 from leopard.model.reference import confidence, energy, levers, policies
-from leopard.model.training import capture, data, evaluate, export
+from leopard.model.training import capture, data, evaluate, export, peer_finetune
 from leopard.model.training.bert import dense_core
 from leopard.model.training.policy_core import PolicyCore, Tally
 from leopard.model.training.quantize import HardwareCore, QuantSettings
@@ -213,10 +214,14 @@ def row(name: str, kind: str, outcome: Outcome, counts: energy.Counts, dense: Ou
     return figures
 
 
-def compare(made: export.Export, test_count: int | None, validation_count: int, seed: int, budget: float,
-            progress: Progress, control: export.Export | None = None) -> dict[str, Any]:
+def compare(
+    made: export.Export, test_count: int | None, validation_count: int, seed: int, budget: float,
+    progress: Progress, control: export.Export | None = None, finetune_steps: int = 0,
+) -> dict[str, Any]:
     """Every policy on ``test_count`` test sentences (default all; else the first of
-    ``default_rng(seed)``'s permutation, as ``leopard trace`` picks them): the report."""
+    ``default_rng(seed)``'s permutation, as ``leopard trace`` picks them): the report. With
+    ``finetune_steps``, each peer also runs with its weights fine-tuned that many steps under its own
+    mask (``peer_finetune``), its accuracy change paired against those weights in float."""
     dataset = data.load_dataset(made.data)
     if dataset.sha256 != made.data_sha256:
         raise LeopardError(f"data {made.data.data} differs from the data the export was trained on")
@@ -242,10 +247,11 @@ def compare(made: export.Export, test_count: int | None, validation_count: int, 
     reference = Accuracies(float_correct(made), None if control is None else float_correct(control), seed)
     rows: list[dict[str, Any]] = []
 
-    def test_run(kind: str, engine: Engine, policy: policies.Policy, knobs: dict[str, Any]) -> Outcome:
+    def test_run(kind: str, engine: Engine, policy: policies.Policy, knobs: dict[str, Any],
+                 accuracies: Accuracies = reference) -> Outcome:
         progress(f"compare: test, {len(test_ids)} sentences: {policy.name}")
         outcome = run(engine, policy, test_ids, test.labels)
-        rows.append(row(policy.name, kind, outcome, outcome.tally.counts, dense, reference, knobs))
+        rows.append(row(policy.name, kind, outcome, outcome.tally.counts, dense, accuracies, knobs))
         return outcome
 
     progress(f"compare: test, {len(test_ids)} sentences: dense")
@@ -263,12 +269,21 @@ def compare(made: export.Export, test_count: int | None, validation_count: int, 
         "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
         "skip_zero_planes": True})
     k = top_k(with_levers.tally)
-    test_run("peer", base, policies.TopK(k), {"k": k.tolist()})
-    spatten = tuning["spatten"]["chosen"]
-    test_run("peer", base, policies.SpAtten(layers=base.layers, **spatten), spatten)
-    test_run("peer", base, policies.Sanger(**tuning["sanger"]["chosen"]), tuning["sanger"]["chosen"])
+    spatten, sanger = tuning["spatten"]["chosen"], tuning["sanger"]["chosen"]
+    peers: list[tuple[policies.Policy, dict[str, Any]]] = [
+        (policies.TopK(k), {"k": k.tolist()}),
+        (policies.SpAtten(layers=base.layers, **spatten), spatten),
+        (policies.Sanger(**sanger), sanger),
+    ]
+    for policy, knobs in peers:
+        test_run("peer", base, policy, knobs)
+    for policy, knobs in peers if finetune_steps else []:
+        tuned = peer_finetune.finetune(base.made, dataset, base.core, policy, finetune_steps, progress)
+        own_weights = dataclasses.replace(reference, same_weights=float_correct(tuned))
+        test_run("peer", Engine(tuned), dataclasses.replace(policy, name=f"{policy.name}, fine-tuned"),
+                 {**knobs, "finetune_steps": finetune_steps}, own_weights)
     return {
-        "schema": SCHEMA, "test_sentences": len(test_ids), "seed": seed,
+        "schema": SCHEMA, "test_sentences": len(test_ids), "seed": seed, "finetune_steps": finetune_steps,
         "energy_pj": energy.PJ,
         "float_dense_accuracy": confidence.accuracy(reference.same_weights, seed),
         "dense_control_accuracy": None if control is None else confidence.accuracy(reference.control, seed),

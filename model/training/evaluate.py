@@ -2,7 +2,9 @@
 quantized dense (the engine in dense mode) and quantized hard-pruned (what the hardware computes).
 
 Accuracies are in percent; ``accuracy_loss`` (BRIEF §5) is quantized+pruned minus float dense, in
-percentage points, on the same sentences and the same weights.
+percentage points, on the same sentences and the same weights. Each comes with its 95 % bootstrap
+interval over the sentences (``confidence``; the loss's is paired), and with a dense control (the same
+training schedule without thresholds) the paired difference against it, evaluated in float.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from leopard.model.reference import confidence
 from leopard.model.training.bert import AttentionCore, Classifier, dense_core
 from leopard.model.training.data import Examples, Tokenizer, pad
 from leopard.model.training.export import Export
@@ -57,26 +60,36 @@ def float_accuracy(model: Classifier, examples: Examples, tokenizer: Tokenizer) 
     return percent(predictions, examples.labels)
 
 
-def evaluate(export: Export, examples: Examples) -> dict[str, Any]:
-    """The four accuracies, pruning statistics per (layer, head), and the float/integer decision flips."""
+def evaluate(
+    export: Export, examples: Examples, control: Export | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """The four accuracies with their intervals, pruning statistics per (layer, head), the float/integer
+    decision flips, and with ``control`` the paired difference against it."""
     model = export.classifier()
     ids = export.text_tokenizer().encode(examples.texts)
     thresholds = Thresholds(*export.threshold.shape)
     thresholds.theta.data = torch.from_numpy(export.threshold.astype(np.float32))
-    accuracy = {}
+    predicted = {}
     predictions, _ = predict(model, ids, lambda: dense_core)
-    accuracy["float"] = percent(predictions, examples.labels)
+    predicted["float"] = predictions
     predictions, float_cores = predict(model, ids, lambda: PrunedCore(thresholds, soft=False))
-    accuracy["float_pruned"] = percent(predictions, examples.labels)
+    predicted["float_pruned"] = predictions
     quant = export.quantization()
 
     def hardware(prune: bool) -> Callable[[], HardwareCore]:
         return lambda: HardwareCore(export.config, quant, export.threshold, export.threshold_int, prune=prune)
 
     predictions, _ = predict(model, ids, hardware(False))
-    accuracy["quantized"] = percent(predictions, examples.labels)
+    predicted["quantized"] = predictions
     predictions, cores = predict(model, ids, hardware(True))
-    accuracy["quantized_pruned"] = percent(predictions, examples.labels)
+    predicted["quantized_pruned"] = predictions
+    accuracy = {kind: percent(values, examples.labels) for kind, values in predicted.items()}
+    correct = {kind: values == examples.labels for kind, values in predicted.items()}
+    paired = {}
+    if control is not None:
+        control_predictions, _ = predict(control.classifier(), ids, lambda: dense_core)
+        paired["difference_vs_dense_control"] = confidence.paired_difference(
+            correct["quantized_pruned"], control_predictions == examples.labels, seed)
     pairs = sum(core.stats.pairs for core in cores)
     kept = sum(core.stats.kept for core in cores)
     flips = sum(core.flips for core in cores)
@@ -85,7 +98,11 @@ def evaluate(export: Export, examples: Examples) -> dict[str, Any]:
     return {
         "sentences": len(examples),
         "accuracy": accuracy,
+        "accuracy_ci95": {kind: confidence.accuracy(right, seed)["ci95"] for kind, right in correct.items()},
         "accuracy_loss": round(accuracy["quantized_pruned"] - accuracy["float"], 4),
+        "accuracy_loss_ci95": confidence.paired_difference(correct["quantized_pruned"], correct["float"],
+                                                           seed)["ci95"],
+        **paired,
         "pairs": int(pairs.sum()),
         "pruned_fraction": round(1.0 - float(kept.sum()) / float(pairs.sum()), 6),
         "pruned_fraction_float": round(1.0 - float(float_kept.sum()) / float(float_pairs.sum()), 6),

@@ -181,6 +181,18 @@ def load(path: str | Path) -> Export:
         raise ExportError(f"export {path}: {error}") from None
 
 
+def load_dense_control(path: str | Path, made: Export) -> Export:
+    """The dense control of ``made`` (``leopard train --dense-control``): refused when it was trained with
+    thresholds or on other data."""
+    control = load(path)
+    if control.training.get("prune", True):
+        raise LeopardError(f"--dense-control {path} was trained with thresholds; give the export of "
+                           "`leopard train --dense-control`")
+    if control.data_sha256 != made.data_sha256 or control.data != made.data:
+        raise LeopardError(f"--dense-control {path} was trained on other data; train it on the same data")
+    return control
+
+
 def _string(fields: dict[str, np.ndarray], name: str) -> str:
     if name not in fields:
         raise _fail(name, "missing")
