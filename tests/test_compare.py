@@ -15,7 +15,7 @@ from leopard.model.reference import golden, policies, report
 from leopard.model.training import capture, compare, data, export, peer_finetune
 from leopard.model.training.bert import dense_core
 from leopard.model.training.data import pad
-from leopard.model.training.train import EXPORT, train
+from leopard.model.training.train import EXPORT, requantize, train
 from leopard.scripts import demo
 from leopard.scripts.cli import main
 
@@ -70,11 +70,14 @@ def test_the_same_command_twice_writes_the_same_files(compared):
 
 def test_leopards_cycles_are_the_golden_reports_of_the_same_sentences(reference_run, compared):
     """The paper-bound row's exact cycles equal ``leopard golden``'s figures on a trace of every test
-    sentence (all of one token count, so batching pads them alike)."""
+    sentence (all of one token count, so batching pads them alike) of the export requantized as the
+    paper does (it was trained with the default levers)."""
     made = export.load(reference_run / EXPORT)
-    test = data.load_dataset(made.data).test
-    trace = capture.capture(made, test, np.arange(len(test)), "test").trace
-    figures = report.golden_report(made.config, trace.problems())
+    dataset = data.load_dataset(made.data)
+    plain = requantize(made, dataset, compare.PAPER_QUANTIZATION)
+    assert not np.array_equal(plain.key_channel_scale, made.key_channel_scale)
+    trace = capture.capture(plain, dataset.test, np.arange(len(dataset.test)), "test").trace
+    figures = report.golden_report(plain.config, trace.problems())
     row = json.loads((compared / "first" / "compare.json").read_text())["rows"][2]
     assert row["policy"] == "leopard, paper bound"
     assert row["cycles"] == {"early_termination": figures["cycles"]["early_termination"],

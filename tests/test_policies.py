@@ -145,10 +145,11 @@ def test_dense_bit_serial_counts_equal_a_hand_count():
 
 def test_dense_bit_parallel_counts_equal_a_hand_count():
     counts = policies.Dense(bit_serial=False).counts(TINY, pairs=4, queries=2, tokens=2)
-    # 4 pairs: 4 products of 4 × 4 bits each, a 4-input tree of 8-bit products (2 adds of 9 bits, 1 of 10)
+    # 4 pairs: 4 products of 4 × 4 bits each (|q·k| ≤ 49: 7 bits), a 4-input tree of them (2 adds of
+    # 8 bits, 1 of 9)
     assert counts.priced[("front", "partial_products")] == 4 * 4 * 16
-    assert counts.priced[("front", "add16")] == 4 * 3
-    assert counts.priced[("front", "add8")] == 0
+    assert counts.priced[("front", "add8")] == 4 * 2
+    assert counts.priced[("front", "add16")] == 4 * 1
     assert counts.priced[("front", "sram_bits")] == 4 * 4 * 4 + 2 * 4 * 4
     assert counts.events["qk_bit_ops"] == 4 * 4 * 4 * 4
 
@@ -189,3 +190,19 @@ def test_leopard_counts_equal_a_hand_count_on_a_key_pruned_at_its_sign_plane():
     assert counts.priced[("back", "sram_bits")] == 12
     assert counts.priced[("back", "partial_products")] == 4 * 18 * 12
     assert counts.events["macs"] == 0
+
+
+@pytest.mark.parametrize("pq_threshold, exponents_per_pair", [(0.0, 1), (1.0, 2)])
+def test_spatten_pays_the_exponents_again_only_for_the_rows_it_recomputes(pq_threshold, exponents_per_pair):
+    batch = problems(CFG, 4, 8, seed=7)
+    attended = policies.SpAtten(1.0, 1.0, pq_threshold, layers=2).attend(CFG, 0, batch, 2, {})
+    pairs = int(attended.kept.sum())
+    assert attended.full == (pairs if pq_threshold else 0)
+    assert attended.counts.events["exp_lookups"] == exponents_per_pair * pairs
+
+
+def test_keep_counts_round_up_the_fraction_but_not_its_rounding_error():
+    fraction = policies.keep_fraction(0.8, 4, 6)
+    assert fraction * 25 > 21
+    assert policies.keep_count(fraction, np.array([25, 1, 10])).tolist() == [21, 1, 9]
+    assert policies.keep_count(0.0, np.array([5])).tolist() == [1]

@@ -68,7 +68,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"(dense {validation['dense_accuracy']:.2f} %, "
         f"leopard with levers {validation['leopard_accuracy']:.2f} %; allowed loss "
         f"{validation['allowed_loss_points']:.2f} points): {tuned}. Top-k: k per (layer, head) is leopard's "
-        "mean kept keys per query with the default levers.",
+        "mean kept keys per query with the default levers on those sentences.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -91,7 +91,7 @@ def pareto(report: dict[str, Any], path: Path) -> None:
     titles = ((left, "test: speedup over dense (hollow: modelled)"),
               (middle, "test: whole-head energy reduction"))
     for axes, title in titles:
-        axes.axvline(-0.2, color="grey", lw=0.8, ls=":")
+        axes.axvline(-report["budget_points"], color="grey", lw=0.8, ls=":")
         axes.set_xlabel(f"accuracy change against {versus} (points)")
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)

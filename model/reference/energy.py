@@ -119,10 +119,11 @@ def bit_serial_qk(cfg: EngineConfig, counts: Counts, steps: int, checks: int, qu
 
 def bit_parallel_qk(cfg: EngineConfig, counts: Counts, pairs: int, q_bits: int, k_bits: int) -> None:
     """A bit-parallel dot product per pair: ``D`` reads of ``k_bits``-bit key elements, ``D`` multiplies
-    ``q_bits × k_bits`` and their adder tree."""
+    ``q_bits × k_bits`` and their adder tree (a product of two symmetric operands, ``|x| < 2^(b−1)``,
+    fits in ``q_bits + k_bits − 1`` bits)."""
     counts.reads("front", cfg.head_dim * k_bits, pairs, "key_bits_read")
     counts.multiplies("front", q_bits, k_bits, pairs * cfg.head_dim)
-    tree(counts, "front", cfg.head_dim, q_bits + k_bits, pairs)
+    tree(counts, "front", cfg.head_dim, q_bits + k_bits - 1, pairs)
     counts.events["qk_bit_ops"] += pairs * cfg.head_dim * q_bits * k_bits
 
 
@@ -139,14 +140,16 @@ def exponent_lookups(cfg: EngineConfig, counts: Counts, part: str, count: int) -
     counts.events["exp_lookups"] += count
 
 
-def back_end(cfg: EngineConfig, counts: Counts, kept: int, rows: int) -> None:
-    """Softmax and ``p·v`` over ``kept`` pairs in ``rows`` queries: per kept key the top-score compare,
-    the exponent, ``S += e``, its ``v`` row read, ``D`` multiply-accumulates ``e·v`` and its
-    probability ``e·R``; per query the reciprocal lookup and ``D`` products ``A_d·R``."""
-    compares(cfg, counts, "back", kept)
-    exponent_lookups(cfg, counts, "back", kept)
+def back_end(cfg: EngineConfig, counts: Counts, kept: int, rows: int, exponents: int | None = None) -> None:
+    """Softmax and ``p·v`` over ``kept`` pairs in ``rows`` queries: per kept key its ``v`` row read, ``D``
+    multiply-accumulates ``e·v`` and its probability ``e·R``; per query the reciprocal lookup and ``D``
+    products ``A_d·R``; and the exponents of ``exponents`` pairs (default ``kept``; fewer when the front
+    end computed the others' already): each a top-score compare, the exponent and ``S += e``."""
+    exponents = kept if exponents is None else exponents
+    compares(cfg, counts, "back", exponents)
+    exponent_lookups(cfg, counts, "back", exponents)
     e_bits, acc_bits = exponent_bits(cfg), accumulator_bits(cfg)
-    counts.adds("back", e_bits + clog2(cfg.max_seq_len), kept)
+    counts.adds("back", e_bits + clog2(cfg.max_seq_len), exponents)
     counts.reads("back", cfg.head_dim * cfg.v_bits, kept, "value_bits_read")
     counts.multiplies("back", e_bits, cfg.v_bits, kept * cfg.head_dim)
     counts.adds("back", acc_bits, kept * cfg.head_dim)

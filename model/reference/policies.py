@@ -18,7 +18,6 @@ across layers (SpAtten) keeps it in the ``state`` dict its caller creates per ba
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,8 +181,8 @@ def sanger_mask(cfg: EngineConfig, problems: golden.Problems, bits: int, thresho
 
 @dataclass(frozen=True)
 class Sanger:
-    """A ``bits``-bit predicted score for every pair (bit-parallel), its softmax (an exponent, a sum
-    and a threshold compare per pair), then the kept pairs bit-parallel in full."""
+    """A ``bits``-bit predicted score for every pair (bit-parallel), its softmax (a max compare, an
+    exponent, a sum and a threshold compare per pair), then the kept pairs bit-parallel in full."""
 
     threshold: float
     bits: int = 4
@@ -197,6 +196,7 @@ class Sanger:
         counts = energy.Counts()
         pairs, full = int(visible.sum()), int(kept.sum())
         energy.bit_parallel_qk(cfg, counts, pairs, self.bits, self.bits)
+        energy.compares(cfg, counts, "front", pairs)
         energy.exponent_lookups(cfg, counts, "front", pairs)
         counts.adds("front", energy.exponent_bits(cfg) + clog2(cfg.max_seq_len), pairs)
         energy.compares(cfg, counts, "front", pairs)
@@ -212,6 +212,11 @@ class Sanger:
 def keep_fraction(final: float, layer: int, layers: int) -> float:
     """SpAtten's schedule: everything kept in layer 0, falling linearly to ``final`` in the last layer."""
     return 1.0 - (1.0 - final) * layer / max(layers - 1, 1)
+
+
+def keep_count(fraction: float, count: np.ndarray) -> np.ndarray:
+    """``max(⌈fraction·count⌉, 1)``, the product's rounding error (``1e-9``) not rounding it up."""
+    return np.maximum(np.ceil(fraction * np.asarray(count) - 1e-9), 1).astype(np.int64)
 
 
 def cascade(alive: np.ndarray, importance: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -250,11 +255,11 @@ class SpAtten:
             state["token_importance"] = np.zeros(state["tokens"].shape)
             state["head_importance"] = np.zeros(state["heads"].shape)
             return
-        tokens = np.maximum(np.ceil(keep_fraction(self.token_keep, layer, self.layers) * valid_len), 1)
-        state["tokens"] = cascade(state["tokens"], state["token_importance"], tokens.astype(np.int64))
-        kept_heads = max(math.ceil(keep_fraction(self.head_keep, layer, self.layers) * heads), 1)
-        state["heads"] = cascade(state["heads"], state["head_importance"],
-                                 np.full(len(valid_len), kept_heads, np.int64))
+        tokens = keep_count(keep_fraction(self.token_keep, layer, self.layers), valid_len)
+        state["tokens"] = cascade(state["tokens"], state["token_importance"], tokens)
+        kept_heads = keep_count(keep_fraction(self.head_keep, layer, self.layers),
+                                np.full(len(valid_len), heads))
+        state["heads"] = cascade(state["heads"], state["head_importance"], kept_heads)
 
     def attend(self, cfg: EngineConfig, layer: int, problems: golden.Problems, heads: int,
                state: dict[str, Any]) -> Attended:
@@ -272,13 +277,15 @@ class SpAtten:
         recomputed = int((live & flat[..., None]).sum())
         energy.queries(cfg, counts, int(rows.sum()))
         energy.bit_parallel_qk(cfg, counts, pairs, cfg.q_bits, cfg.k_bits - half)
+        energy.compares(cfg, counts, "front", pairs)
         energy.exponent_lookups(cfg, counts, "front", pairs)
         counts.adds("front", energy.exponent_bits(cfg) + clog2(cfg.max_seq_len), pairs)
         energy.compares(cfg, counts, "front", int(rows.sum()))
         energy.bit_parallel_qk(cfg, counts, recomputed, cfg.q_bits, half)
         counts.adds("front", cfg.score_bits, recomputed)
-        energy.compares(cfg, counts, "front", 2 * int(state["tokens"].sum()))
-        energy.back_end(cfg, counts, pairs, int(rows.sum()))
+        if layer > 0:
+            energy.compares(cfg, counts, "front", 2 * int(state["tokens"].sum()))
+        energy.back_end(cfg, counts, pairs, int(rows.sum()), exponents=recomputed)
         counts.adds("back", cfg.prob_frac_bits + clog2(cfg.max_seq_len), pairs)
         counts.adds("back", energy.accumulator_bits(cfg), int(rows.sum()) * cfg.head_dim)
         fetched = tokens.sum(axis=-1)
@@ -294,9 +301,4 @@ class SpAtten:
 
 
 Policy = Dense | Leopard | TopK | Sanger | SpAtten
-
-
-def ideal_bit_ops(cfg: EngineConfig, pairs: int) -> int:
-    """QK bit operations of ``pairs`` dense products: the unit of the peers' modelled speedup."""
-    return pairs * cfg.head_dim * cfg.q_bits * cfg.k_bits
 

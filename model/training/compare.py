@@ -5,14 +5,15 @@ differences), scores computed in full, QK bit operations, memory bits read, ener
 
 Rows: the engine in dense mode (the reference of every reduction) and a bit-parallel dense unit (the
 same arithmetic, so the same predictions; its counts follow from the dense run's pairs); leopard with
-the paper's bound (the export as it is), with the default levers (keys requantized at the 99th
-percentile with per-channel scales; zero-plane skipping off, as by default), and with those levers and
-zero-plane skipping (the lever bench's fastest row within 0.2 points of the dense control,
-``results/levers``); top-k with ``k`` per (layer, head) the default-levers row's mean kept keys per
-query there; SpAtten and Sanger with their knobs tuned on a validation split carved from the training
-sentences (``tune``), never on the test set, and optionally also with weights fine-tuned under their
-own masks (``peer_finetune``). Every policy runs the whole model itself, so SpAtten's cascade shapes its
-own later layers.
+the paper's bound (the export requantized as the paper does, one scale per head from the largest value,
+which dense and the peers use too), with the default levers (keys requantized at the 99th percentile
+with per-channel scales; zero-plane skipping off, as by default), and with those levers and zero-plane
+skipping (the lever bench's fastest row within 0.2 points of the dense control, ``results/levers``);
+top-k with ``k`` per (layer, head) the default-levers row's mean kept keys per query there on the
+validation sentences; SpAtten and Sanger with their knobs tuned on a validation split carved from the
+training sentences (``tune``), never on the test set, and optionally also with weights fine-tuned under
+their own masks (``peer_finetune``). Every policy runs the whole model itself, so SpAtten's cascade
+shapes its own later layers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from leopard.model.training.quantize import HardwareCore, QuantSettings
 from leopard.model.training.train import requantize
 
 SCHEMA = "leopard-compare/1"
+PAPER_QUANTIZATION = QuantSettings(clip_percentile=100.0, key_block=0, clip_q_percentile=100.0)
+"""The paper's quantizer: one scale per head from the largest value. Dense, the paper-bound row and the
+peers run on it, whatever the export was quantized with."""
 SANGER_KNOBS = {"threshold": (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
                 "bits": (4, 3, 2)}
 """Sanger's predicted-probability threshold, then its predictor's bits (4 in the paper), each tried from
@@ -138,7 +142,7 @@ def tune(base: Engine, levered: Engine, lever_policy: policies.Leopard, ids: lis
     return {
         "sentences": len(ids), "allowed_loss_points": round(allowed, 4), "dense_accuracy": round(dense, 4),
         "leopard_accuracy": round(leopard, 4), "dense_head_pj": round(head_energy(dense_run), 3),
-        "leopard_head_pj": round(head_energy(leopard_run), 3),
+        "leopard_head_pj": round(head_energy(leopard_run), 3), "top_k": top_k(leopard_run.tally).tolist(),
         "sanger": {"chosen": sanger, "trials": sanger_trials},
         "spatten": {"chosen": spatten, "trials": spatten_trials},
     }
@@ -232,8 +236,9 @@ def compare(
     tokenizer = made.text_tokenizer()
     test_ids, validation_ids = tokenizer.encode(test.texts), tokenizer.encode(validation.texts)
 
-    base = Engine(dataclasses.replace(made, config=made.config.replace(skip_zero_planes=False)))
-    progress("compare: requantizing with the default levers")
+    progress("compare: quantizing as the paper does and with the default levers")
+    plain = requantize(made, dataset, PAPER_QUANTIZATION)
+    base = Engine(dataclasses.replace(plain, config=plain.config.replace(skip_zero_planes=False)))
     levered = Engine(requantize(made, dataset, QuantSettings(
         clip_percentile=levers.DEFAULT_CLIP_PERCENTILE, key_block=levers.DEFAULT_KEY_BLOCK)))
     lever_policy = policies.Leopard(levered.made.config.replace(skip_zero_planes=False),
@@ -261,14 +266,14 @@ def compare(
     rows.append(row(parallel.name, "dense", dense, parallel.counts(
         base.made.config, dense.tally.pairs, dense.tally.queries, dense.tally.tokens), dense, reference, {}))
     test_run("bit-serial", base, policies.Leopard(base.made.config, "leopard, paper bound"), {})
-    with_levers = test_run("bit-serial", levered, lever_policy, {
+    test_run("bit-serial", levered, lever_policy, {
         "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
         "skip_zero_planes": False})
     test_run("bit-serial", levered, policies.Leopard(levered.made.config.replace(skip_zero_planes=True),
                                                      "leopard, levers + zero-plane skipping"), {
         "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
         "skip_zero_planes": True})
-    k = top_k(with_levers.tally)
+    k = np.array(tuning["top_k"], np.int64)
     spatten, sanger = tuning["spatten"]["chosen"], tuning["sanger"]["chosen"]
     peers: list[tuple[policies.Policy, dict[str, Any]]] = [
         (policies.TopK(k), {"k": k.tolist()}),
@@ -283,7 +288,8 @@ def compare(
         test_run("peer", Engine(tuned), dataclasses.replace(policy, name=f"{policy.name}, fine-tuned"),
                  {**knobs, "finetune_steps": finetune_steps}, own_weights)
     return {
-        "schema": SCHEMA, "test_sentences": len(test_ids), "seed": seed, "finetune_steps": finetune_steps,
+        "schema": SCHEMA, "test_sentences": len(test_ids), "seed": seed, "budget_points": budget,
+        "finetune_steps": finetune_steps,
         "energy_pj": energy.PJ,
         "float_dense_accuracy": confidence.accuracy(reference.same_weights, seed),
         "dense_control_accuracy": None if control is None else confidence.accuracy(reference.control, seed),

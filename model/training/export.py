@@ -190,6 +190,9 @@ def load_dense_control(path: str | Path, made: Export) -> Export:
                            "`leopard train --dense-control`")
     if control.data_sha256 != made.data_sha256 or control.data != made.data:
         raise LeopardError(f"--dense-control {path} was trained on other data; train it on the same data")
+    if control.tokenizer != made.tokenizer or control.bert != made.bert:
+        raise LeopardError(f"--dense-control {path} is another model (tokenizer or shape); train it from the "
+                           "same checkpoint")
     return control
 
 
