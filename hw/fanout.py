@@ -29,6 +29,9 @@ WORKER_ENVIRONMENT = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
 Dask's default, which also sets ``MALLOC_TRIM_THRESHOLD_``: a fixed trim threshold turns off glibc's
 adaptive mmap threshold, so every large NumPy array is mapped and faulted in afresh (half the golden
 model's time)."""
+LOCAL_HTTP = "127.0.0.1:0"
+"""Where a local cluster's scheduler serves HTTP: a free port on this machine only. Dask's default, port
+8787, is taken by whichever cluster starts first, and the next one warns (an error under pytest)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class Pool:
             if self.scheduler is None:
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}):
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                                 processes=True, dashboard_address=None,
+                                                 processes=True, dashboard_address=LOCAL_HTTP,
                                                  silence_logs=logging.ERROR)
                 self._client = Client(self._cluster)
             else:
