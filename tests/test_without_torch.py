@@ -68,6 +68,7 @@ def test_generate_golden_and_sim_run_without_torch(tmp_path):
 @pytest.mark.parametrize("argv", [
     ("train", "--out", "run"),
     ("evaluate", "export.npz"),
+    ("compare", "export.npz", "--out", "compared"),
 ])
 def test_training_commands_name_the_missing_package(tmp_path, argv):
     run = leopard(*argv, cwd=tmp_path)

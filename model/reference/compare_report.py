@@ -80,12 +80,14 @@ def pareto(report: dict[str, Any], path: Path) -> None:
     reduction), the allowed loss as a line."""
     plt = plots.pyplot()
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15.0, 4.4))
+    colours = plt.get_cmap("tab20")
     for index, row in enumerate(report["rows"]):
         change = accuracy_change(row)["value"]
         value, _ = speed(row)
+        colour = colours(index % colours.N)
         for axes, y in ((left, value), (middle, row["energy_reduction"]["head"])):
             hollow = axes is left and "speedup" not in row
-            axes.plot([change], [y], "o", color=f"C{index}", mfc="none" if hollow else f"C{index}", ms=7)
+            axes.plot([change], [y], "o", color=colour, mfc="none" if hollow else colour, ms=7)
             axes.annotate(row["policy"], (change, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
     versus = "dense control" if report["dense_control_accuracy"] is not None else "same weights, float"
     titles = ((left, "test: speedup over dense (hollow: modelled)"),
