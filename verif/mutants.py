@@ -31,6 +31,8 @@ ENGINE_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny]",)
 BACKEND = ("tests/test_backend_blocks.py",)
 GOLDEN = ("tests/test_golden.py",)
 CYCLES = ("tests/test_cycles.py",)
+POLICIES = ("tests/test_policies.py",)
+COMPARE = ("tests/test_compare.py",)
 
 RTL = [
     Mutant("lane-bound-off-by-one", "hw/rtl/lane.py",
@@ -182,6 +184,24 @@ MODELS = [
     Mutant("report-fast-path-drops-a-length", "model/reference/report.py",
            "for length in np.unique(problems.valid_len):", "for length in np.unique(problems.valid_len)[1:]:",
            "the fast report path skips the problems of the shortest length", ("tests/test_whole_trace.py",)),
+    Mutant("top-k-keeps-one-more", "model/reference/policies.py",
+           "return visible & (rank < np.asarray(k)[:, None, None])",
+           "return visible & (rank <= np.asarray(k)[:, None, None])",
+           "top-k keeps k + 1 keys per query", POLICIES),
+    Mutant("spatten-revives-tokens", "model/reference/policies.py",
+           'state["tokens"] = cascade(state["tokens"], ',
+           'state["tokens"] = cascade(np.arange(problems.length)[None, :] < valid_len[:, None], ',
+           "SpAtten chooses each layer's tokens among all valid ones, pruned ones included", POLICIES),
+    Mutant("sanger-rounding-asymmetric", "model/reference/policies.py",
+           "return np.clip(rounded, -top, top)", "return np.clip(rounded, -top - 1, top)",
+           "Sanger's low-bit operands clip to an asymmetric range", POLICIES),
+    Mutant("energy-macs-once-per-pair", "model/reference/energy.py",
+           'counts.adds("back", acc_bits, kept * cfg.head_dim)', 'counts.adds("back", acc_bits, kept)',
+           "the back end's p·v accumulates are counted once per pair, not per element", POLICIES),
+    Mutant("compare-cycles-short-query", "model/training/policy_core.py",
+           "cfg, attended.planes, visible, problems.valid_len).sum())",
+           "cfg, attended.planes, visible, problems.valid_len - 1).sum())",
+           "compare's front-end cycles drop each problem's last query", COMPARE),
 ]
 
 MUTANTS = RTL + MODELS
