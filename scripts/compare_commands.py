@@ -10,7 +10,7 @@ from pathlib import Path
 from leopard.hw.files import write_atomic, write_json
 from leopard.model.training.runtime import torch_ready
 from leopard.scripts import demo
-from leopard.scripts.common import integer, progress
+from leopard.scripts.common import add_cluster_options, integer, pool_from_args, progress
 from leopard.scripts.paths import Output, declare
 
 DEFAULT_EXPORT = str(demo.EXPORT)
@@ -50,7 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=integer(0), default=0,
                         help="which sentences and bootstrap resamples (default: 0)")
     parser.add_argument("--threads", type=integer(1), default=1,
-                        help="torch threads (default: 1; the predictions may depend on it)")
+                        help="torch threads of each run (default: 1; the predictions may depend on it)")
+    add_cluster_options(parser)
     declare(parser, inputs=("export", "dense_control"), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_compare)
 
@@ -63,7 +64,7 @@ def run_compare(args: argparse.Namespace) -> None:
     made = export.load(args.export)
     control = None if args.dense_control is None else export.load_dense_control(args.dense_control, made)
     report = compare.compare(made, args.sentences, args.validation_sentences, args.seed, args.budget,
-                             progress, control, args.finetune_steps)
+                             progress, control, args.finetune_steps, pool_from_args(args), args.threads)
     out = Path(args.out)
     table = compare_report.markdown(report)
     write_json(out / "compare.json", report)

@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from leopard.hw import fanout
 from leopard.hw.errors import LeopardError
 from leopard.model.reference import confidence, energy, levers, policies
 from leopard.model.training import capture, data, evaluate, export, peer_finetune
 from leopard.model.training.bert import dense_core
 from leopard.model.training.policy_core import PolicyCore, Tally
 from leopard.model.training.quantize import HardwareCore, QuantSettings
+from leopard.model.training.runtime import torch_threads
 from leopard.model.training.train import requantize
 
 SCHEMA = "leopard-compare/1"
@@ -111,41 +114,51 @@ def search(
     return best, list(trials.values())
 
 
-def tune(base: Engine, levered: Engine, lever_policy: policies.Leopard, ids: list[list[int]],
-         labels: np.ndarray, budget: float, progress: Progress) -> dict[str, Any]:
-    """Sanger's threshold and bits and SpAtten's token keep, head keep and progressive-quantization
-    threshold: the least whole-head energy on the validation sentences at an accuracy no lower than
-    dense's minus the allowance, ``budget`` points or what leopard's default row loses there, whichever
-    is more (the peers get at least leopard's own accuracy budget)."""
-    dense_run, leopard_run = run(base, policies.Dense(), ids, labels), run(levered, lever_policy, ids, labels)
-    dense, leopard = dense_run.accuracy(), leopard_run.accuracy()
-    allowed = max(budget, dense - leopard)
-    progress(f"compare: validation, {len(ids)} training sentences: dense {dense:.2f} %, leopard with "
-             f"levers {leopard:.2f} %; the peers may lose {allowed:.2f} points")
+def run_on(made: export.Export, policy: policies.Policy, ids: list[list[int]], labels: np.ndarray,
+           threads: int) -> Outcome:
+    """``run`` on ``made``'s engine with ``threads`` torch threads: one point of the comparison."""
+    with torch_threads(threads):
+        return run(Engine(made), policy, ids, labels)
 
-    def trial(knobs: dict[str, float], policy: policies.Policy) -> dict[str, Any]:
-        outcome = run(base, policy, ids, labels)
-        accuracy = outcome.accuracy()
-        cost = head_energy(outcome)
-        shown = ", ".join(f"{knob} {value:g}" for knob, value in knobs.items())
-        progress(f"compare: validation {policy.name} ({shown}): {accuracy:.2f} %, "
-                 f"{cost / 1000:.2f} nJ per head")
-        return {"accuracy": round(accuracy, 4), "head_pj": round(cost, 3),
-                "feasible": accuracy >= dense - allowed - 1e-9}
 
-    sanger, sanger_trials = search({knob: values[0] for knob, values in SANGER_KNOBS.items()}, SANGER_KNOBS,
-                                   policies.Sanger, trial)
-    spatten, spatten_trials = search(
-        {knob: values[0] for knob, values in SPATTEN_KNOBS.items()}, SPATTEN_KNOBS,
-        lambda **knobs: policies.SpAtten(layers=base.layers, **knobs), trial,
-    )
-    return {
-        "sentences": len(ids), "allowed_loss_points": round(allowed, 4), "dense_accuracy": round(dense, 4),
-        "leopard_accuracy": round(leopard, 4), "dense_head_pj": round(head_energy(dense_run), 3),
-        "leopard_head_pj": round(head_energy(leopard_run), 3), "top_k": top_k(leopard_run.tally).tolist(),
-        "sanger": {"chosen": sanger, "trials": sanger_trials},
-        "spatten": {"chosen": spatten, "trials": spatten_trials},
-    }
+def tune_peer(made: export.Export, peer: str, ids: list[list[int]], labels: np.ndarray, floor: float,
+              threads: int, progress: Progress) -> dict[str, Any]:
+    """``peer``'s (``sanger`` or ``spatten``) knobs: the least whole-head energy on the validation
+    sentences ``ids`` at an accuracy of at least ``floor`` percent (``search``); the chosen knobs and
+    every trial."""
+    with torch_threads(threads):
+        engine = Engine(made)
+
+        def trial(knobs: dict[str, float], policy: policies.Policy) -> dict[str, Any]:
+            outcome = run(engine, policy, ids, labels)
+            accuracy, cost = outcome.accuracy(), head_energy(outcome)
+            shown = ", ".join(f"{knob} {value:g}" for knob, value in knobs.items())
+            progress(f"compare: validation {policy.name} ({shown}): {accuracy:.2f} %, "
+                     f"{cost / 1000:.2f} nJ per head")
+            return {"accuracy": round(accuracy, 4), "head_pj": round(cost, 3), "feasible": accuracy >= floor}
+
+        knobs = SANGER_KNOBS if peer == "sanger" else SPATTEN_KNOBS
+        make = policies.Sanger if peer == "sanger" else partial(policies.SpAtten, layers=engine.layers)
+        chosen, trials = search({knob: values[0] for knob, values in knobs.items()}, knobs, make, trial)
+    return {"chosen": chosen, "trials": trials}
+
+
+def float_correct(made: export.Export, ids: list[list[int]], labels: np.ndarray, threads: int) -> np.ndarray:
+    """Per sentence: right under ``made``'s weights in float with dense attention."""
+    with torch_threads(threads):
+        predictions, _ = evaluate.predict(made.classifier(), ids, lambda: dense_core)
+    return predictions == labels
+
+
+def finetuned_run(made: export.Export, dataset: data.Dataset, policy: policies.Policy, steps: int,
+                  ids: list[list[int]], labels: np.ndarray, threads: int,
+                  progress: Progress) -> tuple[Outcome, np.ndarray]:
+    """``policy`` on ``made``'s weights fine-tuned ``steps`` steps under it (``peer_finetune``), and
+    which sentences those weights get right in float."""
+    with torch_threads(threads):
+        tuned = peer_finetune.finetune(made, dataset, Engine(made).core, policy, steps, progress)
+        renamed = dataclasses.replace(policy, name=f"{policy.name}, fine-tuned")
+        return run(Engine(tuned), renamed, ids, labels), float_correct(tuned, ids, labels, threads)
 
 
 def validation_split(examples: data.Examples, count: int, seed: int) -> data.Examples:
@@ -221,11 +234,13 @@ def row(name: str, kind: str, outcome: Outcome, counts: energy.Counts, dense: Ou
 def compare(
     made: export.Export, test_count: int | None, validation_count: int, seed: int, budget: float,
     progress: Progress, control: export.Export | None = None, finetune_steps: int = 0,
+    pool: fanout.Pool | None = None, threads: int = 1,
 ) -> dict[str, Any]:
     """Every policy on ``test_count`` test sentences (default all; else the first of
     ``default_rng(seed)``'s permutation, as ``leopard trace`` picks them): the report. With
     ``finetune_steps``, each peer also runs with its weights fine-tuned that many steps under its own
-    mask (``peer_finetune``), its accuracy change paired against those weights in float."""
+    mask (``peer_finetune``), its accuracy change paired against those weights in float. Each run is a
+    point on ``pool`` with ``threads`` torch threads, so the report is the same on any pool."""
     dataset = data.load_dataset(made.data)
     if dataset.sha256 != made.data_sha256:
         raise LeopardError(f"data {made.data.data} differs from the data the export was trained on")
@@ -238,55 +253,85 @@ def compare(
 
     progress("compare: quantizing as the paper does and with the default levers")
     plain = requantize(made, dataset, PAPER_QUANTIZATION)
-    base = Engine(dataclasses.replace(plain, config=plain.config.replace(skip_zero_planes=False)))
-    levered = Engine(requantize(made, dataset, QuantSettings(
-        clip_percentile=levers.DEFAULT_CLIP_PERCENTILE, key_block=levers.DEFAULT_KEY_BLOCK)))
-    lever_policy = policies.Leopard(levered.made.config.replace(skip_zero_planes=False),
-                                    "leopard, default levers")
-    tuning = tune(base, levered, lever_policy, validation_ids, validation.labels, budget, progress)
+    base = dataclasses.replace(plain, config=plain.config.replace(skip_zero_planes=False))
+    levered = requantize(made, dataset, QuantSettings(
+        clip_percentile=levers.DEFAULT_CLIP_PERCENTILE, key_block=levers.DEFAULT_KEY_BLOCK))
+    lever_policy = policies.Leopard(levered.config.replace(skip_zero_planes=False), "leopard, default levers")
+    lever_knobs = {"clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK}
 
-    def float_correct(model: export.Export) -> np.ndarray:
-        predictions, _ = evaluate.predict(model.classifier(), test_ids, lambda: dense_core)
-        return predictions == test.labels
+    with pool or fanout.Pool(1) as running:
+        progress(f"compare: {len(validation_ids)} validation and {len(test_ids)} test sentences on "
+                 f"{running.describe()}")
+        shared_base, shared_levered = running.share(base), running.share(levered)
+        val = (validation_ids, validation.labels, threads)
+        dense_run, leopard_run = fanout.values(running.run([
+            fanout.Point("validation: dense", run_on, (shared_base, policies.Dense(), *val)),
+            fanout.Point("validation: leopard, default levers", run_on, (shared_levered, lever_policy, *val)),
+        ], progress, what="runs"), "runs")
+        dense, leopard = dense_run.accuracy(), leopard_run.accuracy()
+        allowed = max(budget, dense - leopard)
+        progress(f"compare: validation: dense {dense:.2f} %, leopard with levers {leopard:.2f} %; the peers "
+                 f"may lose {allowed:.2f} points")
+        floor = dense - allowed - 1e-9
+        sanger, spatten = fanout.values(running.run([
+            fanout.Point(f"tuning {peer}", tune_peer, (shared_base, peer, *val[:2], floor, threads, progress),
+                         cost=cost)
+            for peer, cost in (("sanger", 1.0), ("spatten", 2.0))
+        ], progress, what="searches"), "searches")
+        tuning = {
+            "sentences": len(validation_ids), "allowed_loss_points": round(allowed, 4),
+            "dense_accuracy": round(dense, 4), "leopard_accuracy": round(leopard, 4),
+            "dense_head_pj": round(head_energy(dense_run), 3),
+            "leopard_head_pj": round(head_energy(leopard_run), 3),
+            "top_k": top_k(leopard_run.tally).tolist(), "sanger": sanger, "spatten": spatten,
+        }
 
-    reference = Accuracies(float_correct(made), None if control is None else float_correct(control), seed)
-    rows: list[dict[str, Any]] = []
+        k = np.array(tuning["top_k"], np.int64)
+        peers: list[tuple[policies.Policy, dict[str, Any]]] = [
+            (policies.TopK(k), {"k": k.tolist()}),
+            (policies.SpAtten(layers=made.bert.num_hidden_layers, **spatten["chosen"]), spatten["chosen"]),
+            (policies.Sanger(**sanger["chosen"]), sanger["chosen"]),
+        ]
+        runs: list[tuple[str, Any, policies.Policy, dict[str, Any]]] = [
+            ("bit-serial", shared_base, policies.Dense(), {}),
+            ("bit-serial", shared_base, policies.Leopard(base.config, "leopard, paper bound"), {}),
+            ("bit-serial", shared_levered, lever_policy, {**lever_knobs, "skip_zero_planes": False}),
+            ("bit-serial", shared_levered, policies.Leopard(levered.config.replace(skip_zero_planes=True),
+                                                            "leopard, levers + zero-plane skipping"),
+             {**lever_knobs, "skip_zero_planes": True}),
+            *(("peer", shared_base, policy, knobs) for policy, knobs in peers),
+        ]
+        test_args = (test_ids, test.labels, threads)
+        points = [fanout.Point(f"test: {policy.name}", run_on, (made_, policy, *test_args), cost=1.0)
+                  for _, made_, policy, _ in runs]
+        points += [fanout.Point(f"test: float, {name}", float_correct, (weights, *test_args))
+                   for name, weights in (("same weights", shared_base), ("dense control", control))
+                   if weights is not None]
+        tuned_peers = peers if finetune_steps else []
+        shared_data = running.share(dataset) if tuned_peers else None
+        tuned = [fanout.Point(f"fine-tune and test: {policy.name}", finetuned_run,
+                              (shared_base, shared_data, policy, finetune_steps, *test_args, progress),
+                              cost=10.0)
+                 for policy, _ in tuned_peers]
+        results = fanout.values(running.run(points + tuned, progress, what="runs"), "runs")
 
-    def test_run(kind: str, engine: Engine, policy: policies.Policy, knobs: dict[str, Any],
-                 accuracies: Accuracies = reference) -> Outcome:
-        progress(f"compare: test, {len(test_ids)} sentences: {policy.name}")
-        outcome = run(engine, policy, test_ids, test.labels)
-        rows.append(row(policy.name, kind, outcome, outcome.tally.counts, dense, accuracies, knobs))
-        return outcome
-
-    progress(f"compare: test, {len(test_ids)} sentences: dense")
-    dense = run(base, policies.Dense(), test_ids, test.labels)
-    parallel = policies.Dense(bit_serial=False)
-    rows.append(row("dense", "bit-serial", dense, dense.tally.counts, dense, reference, {}))
-    rows.append(row(parallel.name, "dense", dense, parallel.counts(
-        base.made.config, dense.tally.pairs, dense.tally.queries, dense.tally.tokens), dense, reference, {}))
-    test_run("bit-serial", base, policies.Leopard(base.made.config, "leopard, paper bound"), {})
-    test_run("bit-serial", levered, lever_policy, {
-        "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
-        "skip_zero_planes": False})
-    test_run("bit-serial", levered, policies.Leopard(levered.made.config.replace(skip_zero_planes=True),
-                                                     "leopard, levers + zero-plane skipping"), {
-        "clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "key_block": levers.DEFAULT_KEY_BLOCK,
-        "skip_zero_planes": True})
-    k = np.array(tuning["top_k"], np.int64)
-    spatten, sanger = tuning["spatten"]["chosen"], tuning["sanger"]["chosen"]
-    peers: list[tuple[policies.Policy, dict[str, Any]]] = [
-        (policies.TopK(k), {"k": k.tolist()}),
-        (policies.SpAtten(layers=base.layers, **spatten), spatten),
-        (policies.Sanger(**sanger), sanger),
-    ]
-    for policy, knobs in peers:
-        test_run("peer", base, policy, knobs)
-    for policy, knobs in peers if finetune_steps else []:
-        tuned = peer_finetune.finetune(base.made, dataset, base.core, policy, finetune_steps, progress)
-        own_weights = dataclasses.replace(reference, same_weights=float_correct(tuned))
-        test_run("peer", Engine(tuned), dataclasses.replace(policy, name=f"{policy.name}, fine-tuned"),
-                 {**knobs, "finetune_steps": finetune_steps}, own_weights)
+    outcomes, rest = results[:len(runs)], results[len(runs):]
+    same_weights, rest = rest[0], rest[1:]
+    control_correct, tuned_results = (rest[0], rest[1:]) if control is not None else (None, rest)
+    reference = Accuracies(same_weights, control_correct, seed)
+    dense_outcome = outcomes[0]
+    rows = []
+    for (kind, _, policy, knobs), outcome in zip(runs, outcomes, strict=True):
+        rows.append(row(policy.name, kind, outcome, outcome.tally.counts, dense_outcome, reference, knobs))
+        if isinstance(policy, policies.Dense):
+            parallel = policies.Dense(bit_serial=False)
+            tally = outcome.tally
+            rows.append(row(parallel.name, "dense", outcome, parallel.counts(
+                base.config, tally.pairs, tally.queries, tally.tokens), dense_outcome, reference, {}))
+    for (policy, knobs), (outcome, own) in zip(tuned_peers, tuned_results, strict=True):
+        rows.append(row(f"{policy.name}, fine-tuned", "peer", outcome, outcome.tally.counts, dense_outcome,
+                        dataclasses.replace(reference, same_weights=own),
+                        {**knobs, "finetune_steps": finetune_steps}))
     return {
         "schema": SCHEMA, "test_sentences": len(test_ids), "seed": seed, "budget_points": budget,
         "finetune_steps": finetune_steps,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from leopard.hw import fanout
 from leopard.hw.errors import LeopardError
@@ -21,6 +20,7 @@ from leopard.hw.files import read_json, write_atomic, write_json
 from leopard.model.reference import levers
 from leopard.model.training import export, lever_runs
 from leopard.model.training.quantize import QuantSettings
+from leopard.model.training.runtime import torch_threads
 
 MANIFEST_SCHEMA = "leopard-levers/1"
 SYNTH_SCHEMA = "leopard-synth/1"
@@ -109,12 +109,8 @@ def prepare_variant(export_path: Path, quant: QuantSettings | None, sentences: i
                     threads: int) -> lever_runs.Prepared:
     """``lever_runs.prepare`` with ``threads`` torch threads (the same in every worker, so that the
     traces do not depend on where they ran; the process's own count is restored after)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return lever_runs.prepare(export_path, quant, sentences, seed, work, threads)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def bench(path: Path, out: Path, work: Path, progress: Callable[[str], None], *,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from leopard.hw.errors import LeopardError
 
@@ -24,3 +26,17 @@ def torch_ready(threads: int | None = None) -> None:
         if threads < 1:
             raise LeopardError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads, the process's own count restored after: a point run
+    on any worker computes with the same count, so its results do not depend on where it ran."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
