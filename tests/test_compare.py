@@ -109,7 +109,7 @@ def _scored(engine, q, k, v, mask):
 def test_fine_tuning_under_a_policy_moves_the_weights_and_calibrates_them_again(reference_run, capsys):
     made = export.load(reference_run / EXPORT)
     dataset = data.load_dataset(made.data)
-    tuned = peer_finetune.finetune(made, dataset, compare.Engine(made).core, policies.Sanger(0.2), 3, print)
+    tuned = peer_finetune.finetune(made, dataset, policies.Sanger(0.2), 3, print)
     assert "fine-tuning Sanger: step 3/3" in capsys.readouterr().out
     assert any(not np.array_equal(tuned.weights[name], made.weights[name]) for name in made.weights)
     assert not np.array_equal(tuned.scale_k, made.scale_k)

@@ -22,7 +22,6 @@ from leopard.hw.errors import LeopardError
 from leopard.model.reference.trace import Trace
 from leopard.model.training.data import Examples, pad
 from leopard.model.training.export import Export
-from leopard.model.training.quantize import HardwareCore
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,12 @@ BATCH = 64
 of a batch) on traces of the whole test set."""
 
 
-def pick(examples: Examples, count: int, seed: int) -> np.ndarray:
-    """Indices of ``count`` test sentences: the first of ``default_rng(seed).permutation``."""
+def pick(examples: Examples, count: int, seed: int, *, option: str = "--sentences",
+         what: str = "test sentences") -> np.ndarray:
+    """Indices of ``count`` of ``examples``: the first of ``default_rng(seed).permutation``; a one-line
+    error naming ``option`` when there are not that many ``what``."""
     if not 1 <= count <= len(examples):
-        raise LeopardError(f"--sentences must be in [1, {len(examples)}] (test sentences), got {count}")
+        raise LeopardError(f"{option} must be in [1, {len(examples)}] ({what}), got {count}")
     return np.random.default_rng(seed).permutation(len(examples))[:count]
 
 
@@ -74,7 +75,7 @@ def capture(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
     predictions = []
     for start in range(0, len(chosen), BATCH):
-        core = HardwareCore(cfg, quant, export.threshold, export.threshold_int, capture=True)
+        core = export.hardware_core(capture=True)
         batch = slice(start, start + BATCH)
         with torch.no_grad():
             predictions.append(classifier(tokens[batch], valid[batch], core).argmax(dim=-1).numpy())

@@ -31,7 +31,7 @@ from leopard.model.reference import confidence, energy, levers, policies
 from leopard.model.training import capture, data, evaluate, export, peer_finetune
 from leopard.model.training.bert import dense_core
 from leopard.model.training.policy_core import PolicyCore, Tally
-from leopard.model.training.quantize import HardwareCore, QuantSettings
+from leopard.model.training.quantize import QuantSettings
 from leopard.model.training.runtime import torch_threads
 from leopard.model.training.train import requantize
 
@@ -61,8 +61,7 @@ class Engine:
     def __init__(self, made: export.Export) -> None:
         self.made = made
         self.model = made.classifier()
-        self.core = HardwareCore(made.config, made.quantization(), made.threshold, made.threshold_int,
-                                 prune=False)
+        self.core = made.hardware_core(prune=False)
 
     @property
     def layers(self) -> int:
@@ -156,23 +155,15 @@ def finetuned_run(made: export.Export, dataset: data.Dataset, policy: policies.P
     """``policy`` on ``made``'s weights fine-tuned ``steps`` steps under it (``peer_finetune``), and
     which sentences those weights get right in float."""
     with torch_threads(threads):
-        tuned = peer_finetune.finetune(made, dataset, Engine(made).core, policy, steps, progress)
+        tuned = peer_finetune.finetune(made, dataset, policy, steps, progress)
         renamed = dataclasses.replace(policy, name=f"{policy.name}, fine-tuned")
         return run(Engine(tuned), renamed, ids, labels), float_correct(tuned, ids, labels, threads)
 
 
 def validation_split(examples: data.Examples, count: int, seed: int) -> data.Examples:
     """``count`` training sentences, the first of ``default_rng(seed)``'s permutation."""
-    if not 1 <= count <= len(examples):
-        raise LeopardError(f"--validation-sentences must be in [1, {len(examples)}] (training sentences), "
-                           f"got {count}")
-    return take(examples, np.random.default_rng(seed).permutation(len(examples))[:count])
-
-
-def take(examples: data.Examples, chosen: np.ndarray) -> data.Examples:
-    """The examples ``chosen``, in that order."""
-    return data.Examples(tuple(examples.texts[i] for i in chosen), examples.labels[chosen],
-                         tuple(examples.groups[i] for i in chosen))
+    return examples.take(capture.pick(examples, count, seed, option="--validation-sentences",
+                                      what="training sentences"))
 
 
 def top_k(tally: Tally) -> np.ndarray:
@@ -246,7 +237,7 @@ def compare(
         raise LeopardError(f"data {made.data.data} differs from the data the export was trained on")
     test = dataset.test
     if test_count is not None:
-        test = take(test, capture.pick(test, test_count, seed))
+        test = test.take(capture.pick(test, test_count, seed))
     validation = validation_split(dataset.train, validation_count, seed)
     tokenizer = made.text_tokenizer()
     test_ids, validation_ids = tokenizer.encode(test.texts), tokenizer.encode(validation.texts)

@@ -74,10 +74,9 @@ def evaluate(
     predicted["float"] = predictions
     predictions, float_cores = predict(model, ids, lambda: PrunedCore(thresholds, soft=False))
     predicted["float_pruned"] = predictions
-    quant = export.quantization()
 
     def hardware(prune: bool) -> Callable[[], HardwareCore]:
-        return lambda: HardwareCore(export.config, quant, export.threshold, export.threshold_int, prune=prune)
+        return lambda: export.hardware_core(prune=prune)
 
     predictions, _ = predict(model, ids, hardware(False))
     predicted["quantized"] = predictions

@@ -19,7 +19,7 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.npz import read_npz, write_npz
 from leopard.model.training.bert import BertConfig, Classifier
 from leopard.model.training.data import DataSpec, Tokenizer
-from leopard.model.training.quantize import Quantization, threshold_int
+from leopard.model.training.quantize import HardwareCore, Quantization, threshold_int
 
 FORMAT = "leopard-export"
 VERSION = 2
@@ -74,6 +74,11 @@ class Export:
     def quantization(self) -> Quantization:
         return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
                             head_dim=self.bert.head_dim)
+
+    def hardware_core(self, *, prune: bool = True, capture: bool = False) -> HardwareCore:
+        """The engine as the attention core of this export's model, with its scales and thresholds."""
+        return HardwareCore(self.config, self.quantization(), self.threshold, self.threshold_int,
+                            prune=prune, capture=capture)
 
     def version(self) -> int:
         """The lowest format version that holds this export: 2 with finer key scaling, else 1."""

@@ -49,7 +49,7 @@ class MaskedCore:
         return context
 
 
-def finetune(made: export.Export, dataset: Dataset, engine: HardwareCore, policy: Policy, steps: int,
+def finetune(made: export.Export, dataset: Dataset, policy: Policy, steps: int,
              progress: Callable[[str], None]) -> export.Export:
     """``made`` with its weights fine-tuned ``steps`` steps under ``policy`` and its scales calibrated
     again (thresholds unchanged)."""
@@ -57,6 +57,7 @@ def finetune(made: export.Export, dataset: Dataset, engine: HardwareCore, policy
     torch.manual_seed(settings.seed)
     model = made.classifier().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
+    engine = made.hardware_core(prune=False)
     ids = made.text_tokenizer().encode(dataset.train.texts)
     for step in range(steps):
         chosen = batch_indices(settings, len(ids), step)
