@@ -154,8 +154,13 @@ class Pool:
 
     def warm(self, *modules: str) -> None:
         """Have every worker import ``modules`` now, while this process goes on (imports take seconds)."""
-        if not self.serial:
-            self._client.run(_import, modules, wait=False, on_error="ignore")
+        if self.serial:
+            return
+        from distributed import fire_and_forget
+
+        for worker in self._client.scheduler_info()["workers"]:
+            fire_and_forget(self._client.submit(_import, modules, workers=[worker], allow_other_workers=False,
+                                                pure=False))
 
     def share(self, value: Any) -> Any:
         """``value`` as an argument of many points: sent to every worker once."""
