@@ -281,6 +281,7 @@ PRESETS: dict[str, EngineConfig] = {
     ),
     "minilm": EngineConfig(),
     "minilm-k12": EngineConfig(k_bits=12),
+    "smollm2": EngineConfig(head_dim=64),
 }
 
 

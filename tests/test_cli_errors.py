@@ -19,6 +19,7 @@ def inputs(tmp_path_factory):
     trace_file.save(synthetic.random_trace(preset("tiny"), seed=1, problems=1), folder / "tiny.npz")
     (folder / "broken.json").write_text('{"lanes": ')
     (folder / "zero-lanes.json").write_text('{"lanes": 0}')
+    (folder / "thresholds.json").write_text('{"theta": "high"}')
     (folder / "not-an-export.npz").write_bytes(b"PK\x03\x04 not a zip")
     np.savez(folder / "empty.npz", nothing=np.zeros(1))
     (folder / "run").mkdir()
@@ -52,6 +53,14 @@ CASES = [
     ("report", ["report", "{dir}/no-such-run"], "does not exist"),
     ("report", ["report", "{dir}/run"], "is not valid JSON"),
     ("demo", ["demo", "--export", "{dir}/missing.npz", "--out", "{out}"], "not found"),
+    ("trace-model", ["trace-model", "--model", "{dir}/no-model", "--out", "{out}"],
+     "not a checkpoint folder with config.json, a .gguf file, or a built-in name"),
+    ("trace-model", ["trace-model", "--model", "minilm", "--preset", "smollm2", "--out", "{out}"],
+     "minilm has head dim 32, the engine config 64"),
+    ("trace-model", ["trace-model", "--model", "minilm", "--thresholds", "{dir}/thresholds.json", "--out", "{out}"],
+     "'theta' must be a [layers][heads] table"),
+    ("train-model", ["train-model", "--model", "minilm", "--out", "{out}"], "train-model trains decoders"),
+    ("train-model", ["train-model", "--soft-steps", "0", "--out", "{out}"], "--soft-steps must be at least 1"),
 ]
 
 

@@ -173,6 +173,21 @@ def test_bootstrap_intervals_hold_the_mean_and_pair_the_same_examples():
     assert paired["ci95"][1] - paired["ci95"][0] < figure["ci95"][1] - figure["ci95"][0]
 
 
+def test_ratio_intervals_resample_sentences_and_pair_them():
+    """Tokens correct over tokens predicted, one pair per sentence: the value is the pooled ratio, and a
+    paired difference of a sentence set with itself is exactly 0."""
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(5, 40, 200).astype(float)
+    correct = np.floor(tokens * rng.random(200))
+    figure = confidence.ratio(correct, tokens, seed=0, transform=lambda x: 100 * x)
+    assert figure["value"] == round(100 * correct.sum() / tokens.sum(), 4)
+    assert figure["ci95"][0] < figure["value"] < figure["ci95"][1]
+    same = confidence.ratio_difference(correct, correct, tokens, seed=0, compare=lambda a, b: a - b)
+    assert same == {"value": 0.0, "ci95": [0.0, 0.0]}
+    nll = tokens * 3.0
+    assert confidence.ratio(nll, tokens, seed=0, transform=np.exp)["value"] == round(float(np.exp(3.0)), 4)
+
+
 def test_leopard_counts_equal_a_hand_count_on_a_key_pruned_at_its_sign_plane():
     """``tiny``: one query ``q = (1, 1, 1, 1)`` against one key ``k = (−8, …)``, threshold 0: after the
     sign plane ``acc = −4`` and the bound ``−4·8 + 7·4 = −4 < 0`` prunes it, one step and one check."""

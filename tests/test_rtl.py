@@ -12,6 +12,7 @@ CONFIGS = {
     "tiny": preset("tiny"),
     "small": preset("small"),
     "minilm": preset("minilm"),
+    "smollm2": preset("smollm2"),
     "small-skip": preset("small").replace(skip_zero_planes=True),
     "tiny-bare": preset("tiny").replace(
         early_termination=False, status_stream=False, lanes=3, queries_in_flight=2
@@ -38,6 +39,8 @@ CASES = [
     ("engine", "verilator", "tiny-narrow"),
     pytest.param("frontend", "icarus", "minilm", marks=pytest.mark.slow),
     pytest.param("engine", "icarus", "minilm", marks=pytest.mark.slow),
+    pytest.param("frontend", "verilator", "smollm2", marks=pytest.mark.slow),
+    pytest.param("engine", "verilator", "smollm2", marks=pytest.mark.slow),
 ]
 
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-BLOCKED = ("torch", "safetensors", "tokenizers", "tqdm", "transformers")
+BLOCKED = ("torch", "safetensors", "tokenizers", "tqdm", "transformers", "gguf", "accelerate")
 
 RUNNER = textwrap.dedent(f"""
     import importlib.abc, sys
@@ -69,6 +69,7 @@ def test_generate_golden_and_sim_run_without_torch(tmp_path):
     ("train", "--out", "run"),
     ("evaluate", "export.npz"),
     ("compare", "export.npz", "--out", "compared"),
+    ("trace-model", "--out", "traced"),
 ])
 def test_training_commands_name_the_missing_package(tmp_path, argv):
     run = leopard(*argv, cwd=tmp_path)

@@ -4,6 +4,8 @@ every interval of one seed, so paired differences resample the same examples on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 RESAMPLES = 2000
@@ -35,3 +37,32 @@ def paired_difference(
     95 % interval of the paired bootstrap."""
     difference = np.asarray(correct, np.float64) - np.asarray(reference, np.float64)
     return {"value": round(100.0 * float(difference.mean()), 4), "ci95": list(interval(difference, seed))}
+
+
+def ratio(
+    numerator: np.ndarray, denominator: np.ndarray, seed: int, transform: Callable[[np.ndarray], np.ndarray]
+) -> dict[str, float | list[float]]:
+    """``transform(Σ numerator / Σ denominator)`` over examples (e.g. tokens correct over tokens, one
+    pair per sentence) with its 95 % percentile-bootstrap interval, resampling examples."""
+    top, bottom = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    picks = resamples(len(top), seed)
+    draws = transform(top[picks].sum(axis=1) / bottom[picks].sum(axis=1))
+    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    value = float(transform(np.array(top.sum() / bottom.sum())))
+    return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+
+
+def ratio_difference(
+    numerator: np.ndarray, reference: np.ndarray, denominator: np.ndarray, seed: int,
+    compare: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> dict[str, float | list[float]]:
+    """``compare(Σ numerator / Σ denominator, Σ reference / Σ denominator)`` with the 95 % interval of the
+    paired bootstrap (the same resampled examples on both sides)."""
+    top, base = np.asarray(numerator, np.float64), np.asarray(reference, np.float64)
+    bottom = np.asarray(denominator, np.float64)
+    picks = resamples(len(top), seed)
+    count = bottom[picks].sum(axis=1)
+    draws = compare(top[picks].sum(axis=1) / count, base[picks].sum(axis=1) / count)
+    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    value = float(compare(np.array(top.sum() / bottom.sum()), np.array(base.sum() / bottom.sum())))
+    return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}

@@ -19,7 +19,7 @@ from leopard.hw.npz import NpzBlocks, read_npz, write_npz
 from leopard.model.reference.golden import Attention, Problems
 
 REQUIRED = ("q", "k", "v", "valid_len", "causal", "threshold", "scale", "config")
-OPTIONAL = ("layer", "head", "source")
+OPTIONAL = ("layer", "head", "kv_group", "source")
 
 
 class TraceError(LeopardError):
@@ -35,6 +35,9 @@ class Trace(Attention):
     config: EngineConfig
     layer: np.ndarray | None = None
     head: np.ndarray | None = None
+    kv_group: np.ndarray | None = None
+    """``[P]``: problems with the same value share their keys (grouped-query attention: one key store
+    serves the query heads of a group)."""
     source: str | None = None
 
     def __post_init__(self) -> None:
@@ -48,6 +51,7 @@ class Trace(Attention):
             threshold=self.threshold[pick], scale=self.scale[pick],
             layer=None if self.layer is None else self.layer[pick],
             head=None if self.head is None else self.head[pick],
+            kv_group=None if self.kv_group is None else self.kv_group[pick],
         )
 
     def problems(self) -> Problems:
@@ -135,12 +139,25 @@ def validate(trace: Trace) -> None:
             fixedpoint.encode_scale(cfg, float(value))
         except LeopardError as error:
             raise _fail("scale", str(error)) from None
-    for name in ("layer", "head"):
+    for name in ("layer", "head", "kv_group"):
         value = getattr(trace, name)
         if value is not None:
             _check_int_array(name, value, 1)
             if value.shape != (count,):
                 raise _fail(name, f"must have shape ({count},), got {value.shape}")
+    if trace.kv_group is not None:
+        _check_groups(trace)
+
+
+def _check_groups(trace: Trace) -> None:
+    """Problems of one ``kv_group`` must hold the same keys and valid length."""
+    _, first, which = np.unique(trace.kv_group, return_index=True, return_inverse=True)
+    leader = first[which]
+    differs = (trace.k != trace.k[leader]).any(axis=(1, 2)) | (trace.valid_len != trace.valid_len[leader])
+    if differs.any():
+        bad = int(np.flatnonzero(differs)[0])
+        raise _fail("kv_group", f"problem {bad} has other keys or valid_len than problem {int(leader[bad])} "
+                                f"of its group {int(trace.kv_group[bad])}")
 
 
 def load(path: str | Path) -> Trace:
@@ -159,7 +176,7 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Trace:
     return Trace(
         config=cfg, q=fields["q"], k=fields["k"], v=fields["v"], valid_len=fields["valid_len"],
         causal=causal, threshold=fields["threshold"], scale=fields["scale"],
-        layer=fields.get("layer"), head=fields.get("head"), source=source,
+        layer=fields.get("layer"), head=fields.get("head"), kv_group=fields.get("kv_group"), source=source,
     )
 
 
@@ -213,7 +230,7 @@ class TraceReader:
             if self.count == 0:
                 raise _fail("q", "holds no problems")
             _check_valid_len(self._fields["valid_len"], self.count, self.length, self.config)
-            for name in ("threshold", "scale", "layer", "head"):
+            for name in ("threshold", "scale", "layer", "head", "kv_group"):
                 value = self._fields.get(name)
                 if value is not None and value.shape != (self.count,):
                     raise _fail(name, f"must have shape ({self.count},), got {value.shape}")
@@ -298,7 +315,8 @@ class BlockRef:
             return Trace(
                 config=self.config, q=arrays["q"], k=arrays["k"], v=arrays["v"],
                 valid_len=part["valid_len"], causal=self.causal, threshold=part["threshold"],
-                scale=part["scale"], layer=part.get("layer"), head=part.get("head"), source=self.source,
+                scale=part["scale"], layer=part.get("layer"), head=part.get("head"),
+                kv_group=part.get("kv_group"), source=self.source,
             )
         except LeopardError as error:
             raise TraceError(f"trace {self.path}: {error} (in problems {self.start}-{self.end - 1})"
@@ -314,7 +332,7 @@ def save(trace: Trace, path: str | Path) -> None:
         "causal": np.array(trace.causal), "threshold": trace.threshold, "scale": trace.scale,
         "config": np.array(json.dumps(trace.config.to_dict(), sort_keys=True)),
     }
-    for name in ("layer", "head"):
+    for name in ("layer", "head", "kv_group"):
         if getattr(trace, name) is not None:
             fields[name] = getattr(trace, name)
     if trace.source is not None:

@@ -61,11 +61,15 @@ class BertConfig:
 
 
 def dense_core(
-    layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, causal: bool = False
 ) -> torch.Tensor:
-    """Plain softmax attention over the valid keys."""
+    """Plain softmax attention over the valid keys (with ``causal``, keys up to the query's position)."""
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    logits = logits.masked_fill(~valid[:, None, None, :], float("-inf"))
+    seen = valid[:, None, None, :]
+    if causal:
+        length = q.shape[-2]
+        seen = seen & torch.ones((length, length), dtype=torch.bool).tril()
+    logits = logits.masked_fill(~seen, float("-inf"))
     return torch.softmax(logits, dim=-1) @ v
 
 

@@ -42,9 +42,14 @@ def scaled_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
 
 
-def visible_pairs(valid: torch.Tensor) -> torch.Tensor:
-    """``[B, 1, N, N]``: both the query and the key are real tokens."""
-    return valid[:, None, :, None] & valid[:, None, None, :]
+def visible_pairs(valid: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    """``[B, 1, N, N]``: both the query and the key are real tokens (and, with ``causal``, the key is
+    not after the query)."""
+    pairs = valid[:, None, :, None] & valid[:, None, None, :]
+    if causal:
+        length = valid.shape[1]
+        pairs = pairs & torch.ones((length, length), dtype=torch.bool).tril()
+    return pairs
 
 
 def soft_keep(scores: torch.Tensor, theta: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -58,10 +63,14 @@ def hard_keep(scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 def masked_probabilities(
-    scores: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor, *, hard: bool
+    scores: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor, *, hard: bool, causal: bool = False
 ) -> torch.Tensor:
-    """``p_j = m_j·e_j / Σ_k m_k·e_k`` over the valid keys (``+ ε`` when soft; 0 for an all-pruned query)."""
+    """``p_j = m_j·e_j / Σ_k m_k·e_k`` over the valid keys (with ``causal``, those not after the query;
+    ``+ ε`` when soft; 0 for an all-pruned query)."""
     key_valid = valid[:, None, None, :]
+    if causal:
+        length = valid.shape[1]
+        key_valid = key_valid & torch.ones((length, length), dtype=torch.bool).tril()
     top = scores.masked_fill(~key_valid, float("-inf")).amax(dim=-1, keepdim=True)
     weights = torch.exp(scores - top).masked_fill(~key_valid, 0.0) * keep
     total = weights.sum(dim=-1, keepdim=True)
@@ -152,12 +161,13 @@ class PrunedCore:
         self.stats = PruningStats.zeros(*self.thresholds.theta.shape)
 
     def __call__(
-        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+        causal: bool = False,
     ) -> torch.Tensor:
         scores = scaled_scores(q, k)
         theta = self.thresholds.theta[layer]
         keep = soft_keep(scores, theta, self.temperature) if self.soft else hard_keep(scores, theta)
-        visible = visible_pairs(valid)
+        visible = visible_pairs(valid, causal)
         self._mask_sum = self._mask_sum + (keep * visible).sum()
         if self.planes is not None:
             slack = plane_slack(q, self.planes.key_unit[layer])
@@ -165,7 +175,7 @@ class PrunedCore:
             self._plane_sum = self._plane_sum + torch.where(visible, proxy, 0.0).sum()
         self._pair_count += int(visible.sum()) * q.shape[1]
         self.stats.add(layer, visible, (scores >= theta[None, :, None, None]).detach())
-        return masked_probabilities(scores, keep, valid, hard=not self.soft) @ v
+        return masked_probabilities(scores, keep, valid, hard=not self.soft, causal=causal) @ v
 
     def mask_mean(self) -> torch.Tensor:
         """Mean keep-mask over the visible pairs of every layer and head seen since construction."""

@@ -22,7 +22,7 @@ quantized score.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,25 +113,41 @@ def calibrate(
     settings: QuantSettings = QuantSettings(),
 ) -> Quantization:
     """Scales from the valid tokens of the dense float model (see the module docstring)."""
-    bert = model.bert.config
-    dim = bert.head_dim
-    settings.check(dim)
-    layers, heads = bert.num_hidden_layers, bert.num_attention_heads
-    peaks_v = np.zeros((layers, heads))
-    tokens: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(layers)]
+    settings.check(model.bert.config.head_dim)
 
-    def core(
-        layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
-    ) -> torch.Tensor:
-        peak = (v.abs() * valid[:, None, :, None]).amax(dim=(0, 2, 3)).double().numpy()
-        peaks_v[layer] = np.maximum(peaks_v[layer], peak)
-        rows = valid.numpy()
-        tokens[layer].append(tuple(x.transpose(1, 2).numpy()[rows] for x in (q, k)))
-        return dense_core(layer, q, k, v, valid)
-
-    with torch.no_grad():
+    def run(core: Callable[..., torch.Tensor]) -> None:
         for ids, valid in batches:
             model(ids, valid, core)
+
+    return calibrate_with(run, cfg, settings)
+
+
+def calibrate_with(
+    run: Callable[[Callable[..., torch.Tensor]], None], cfg: EngineConfig,
+    settings: QuantSettings = QuantSettings(),
+) -> Quantization:
+    """``calibrate`` for any model: ``run(core)`` runs the calibration inputs through the dense float
+    model with ``core`` as its attention core (``core(layer, q, k, v, valid, causal=False)``)."""
+    peaks_v: dict[int, np.ndarray] = {}
+    tokens: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def core(
+        layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+        causal: bool = False,
+    ) -> torch.Tensor:
+        peak = (v.abs() * valid[:, None, :, None]).amax(dim=(0, 2, 3)).double().numpy()
+        peaks_v[layer] = np.maximum(peaks_v.get(layer, 0.0), peak)
+        rows = valid.numpy()
+        tokens.setdefault(layer, []).append(tuple(x.transpose(1, 2).numpy()[rows] for x in (q, k)))
+        return dense_core(layer, q, k, v, valid, causal)
+
+    with torch.no_grad():
+        run(core)
+    if not tokens:
+        raise LeopardError("calibration ran no attention layer")
+    layers = len(tokens)
+    _, heads, dim = tokens[0][0][0].shape
+    settings.check(dim)
     block = settings.block(dim)
     scale_q, scale_k = np.zeros((layers, heads)), np.zeros((layers, heads))
     channel = np.ones((layers, heads, dim))
@@ -145,11 +161,12 @@ def calibrate(
                 channel[layer, head] = np.repeat(clip_k / clip_k.max(), block)
             scale_k[layer, head] = clip_k.max()
             scale_q[layer, head] = clip_value(q[:, head] * channel[layer, head], settings.clip_q_percentile)
-    if not ((scale_q > 0).all() and (scale_k > 0).all() and (peaks_v > 0).all() and (channel > 0).all()):
+    peak_v = np.stack([peaks_v[layer] for layer in range(layers)])
+    if not ((scale_q > 0).all() and (scale_k > 0).all() and (peak_v > 0).all() and (channel > 0).all()):
         raise LeopardError("calibration saw an all-zero q, k or v head or key block; "
                            "use more calibration sentences or a larger --key-block")
     return Quantization(
-        scale_q / largest(cfg.q_bits), scale_k / largest(cfg.k_bits), peaks_v / largest(cfg.v_bits),
+        scale_q / largest(cfg.q_bits), scale_k / largest(cfg.k_bits), peak_v / largest(cfg.v_bits),
         channel, head_dim=dim,
     )
 
@@ -207,7 +224,8 @@ class HardwareCore:
         self.shift = np.array([[r.shift for r in row] for row in registers], np.int64)
 
     def problems(
-        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+        causal: bool = False,
     ) -> golden.Problems:
         """One layer's ``[B, H, N, Dh]`` float ``q``, ``k``, ``v`` as the engine's ``B·H`` integer problems
         (problem ``b·H + h``), with this layer's thresholds and scale registers."""
@@ -223,7 +241,7 @@ class HardwareCore:
         valid_len = valid.sum(dim=1).numpy().astype(np.int64)
         return golden.Problems(
             q=q_int.reshape(-1, length, dim), k=k_int.reshape(-1, length, dim),
-            v=v_int.reshape(-1, length, dim), valid_len=np.repeat(valid_len, heads), causal=False,
+            v=v_int.reshape(-1, length, dim), valid_len=np.repeat(valid_len, heads), causal=causal,
             threshold=np.tile(self.threshold[layer], batch),
             scale_mantissa=np.tile(self.mantissa[layer], batch),
             scale_shift=np.tile(self.shift[layer], batch),
@@ -235,10 +253,11 @@ class HardwareCore:
         return torch.from_numpy(units).to(like.dtype)
 
     def __call__(
-        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+        causal: bool = False,
     ) -> torch.Tensor:
         batch, heads, length, dim = q.shape
-        problems = self.problems(layer, q, k, v, valid)
+        problems = self.problems(layer, q, k, v, valid, causal)
         visible = problems.visible()
         score = np.where(visible, golden.scores(problems.q, problems.k), 0)
         decided = visible & (score >= problems.threshold[:, None, None])

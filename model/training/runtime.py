@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 from leopard.hw.errors import LeopardError
 
-PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib")
+PACKAGES = ("torch", "safetensors", "tokenizers", "tqdm", "matplotlib", "transformers", "gguf",
+            "accelerate")
 
 
 def torch_ready(threads: int | None = None) -> None:

