@@ -33,6 +33,7 @@ GOLDEN = ("tests/test_golden.py",)
 CYCLES = ("tests/test_cycles.py",)
 POLICIES = ("tests/test_policies.py",)
 COMPARE = ("tests/test_compare.py",)
+HOOK = ("tests/test_hf_attention.py",)
 
 RTL = [
     Mutant("lane-bound-off-by-one", "hw/rtl/lane.py",
@@ -202,6 +203,13 @@ MODELS = [
            "cfg, attended.planes, visible, problems.valid_len).sum())",
            "cfg, attended.planes, visible, problems.valid_len - 1).sum())",
            "compare's front-end cycles drop each problem's last query", COMPARE),
+    Mutant("hook-shares-keys-round-robin", "model/training/hf_attention.py",
+           "key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)",
+           "key, value = key.repeat(1, groups, 1, 1), value.repeat(1, groups, 1, 1)",
+           "grouped-query attention gives query head h the key/value head h mod kv_heads", HOOK),
+    Mutant("hook-loses-causality", "model/training/hf_attention.py",
+           "        return valid, True\n", "        return valid, False\n",
+           "a causal mask is read as padding only", HOOK),
 ]
 
 MUTANTS = RTL + MODELS

@@ -60,16 +60,22 @@ class BertConfig:
         return config
 
 
+def key_mask(valid: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    """``[B, 1, 1, N]`` (``[B, 1, N, N]`` with ``causal``): the keys a query sees, the valid ones, and
+    with ``causal`` only those not after the query."""
+    seen = valid[:, None, None, :]
+    if causal:
+        length = valid.shape[1]
+        seen = seen & torch.ones((length, length), dtype=torch.bool).tril()
+    return seen
+
+
 def dense_core(
     layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, causal: bool = False
 ) -> torch.Tensor:
-    """Plain softmax attention over the valid keys (with ``causal``, keys up to the query's position)."""
+    """Plain softmax attention over the keys ``key_mask`` lets each query see."""
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    seen = valid[:, None, None, :]
-    if causal:
-        length = q.shape[-2]
-        seen = seen & torch.ones((length, length), dtype=torch.bool).tril()
-    logits = logits.masked_fill(~seen, float("-inf"))
+    logits = logits.masked_fill(~key_mask(valid, causal), float("-inf"))
     return torch.softmax(logits, dim=-1) @ v
 
 

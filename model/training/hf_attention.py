@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from leopard.hw.errors import LeopardError
+from leopard.model.training.pruned_attention import visible_pairs
 
 HOOK = "leopard"
 """The attention implementation's name inside ``transformers``."""
@@ -58,10 +59,9 @@ def visibility(mask: torch.Tensor | None, batch: int, length: int) -> tuple[torc
         raise LeopardError("the model's inputs are padded on the left; the engine needs each sequence's "
                            "tokens first (pad on the right)")
     rows = seen & valid[:, :, None]
-    pairs = valid[:, :, None] & valid[:, None, :]
-    if torch.equal(rows, pairs):
+    if torch.equal(rows, visible_pairs(valid)[:, 0]):
         return valid, False
-    if torch.equal(rows, pairs & torch.ones((length, length), dtype=torch.bool).tril()):
+    if torch.equal(rows, visible_pairs(valid, causal=True)[:, 0]):
         return valid, True
     raise LeopardError("the model's attention mask is neither padding nor causal with padding "
                        "(a sliding window or a custom mask?); the engine runs only those two")

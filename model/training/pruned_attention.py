@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from leopard.model.training.bert import key_mask
+
 SOFT_EPSILON = 1e-6
 """``ε`` of the soft probabilities: negligible once a key survives (the largest weighs 1)."""
 PLANE_PROXIES = ("log", "sigmoid")
@@ -45,11 +47,7 @@ def scaled_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 def visible_pairs(valid: torch.Tensor, causal: bool = False) -> torch.Tensor:
     """``[B, 1, N, N]``: both the query and the key are real tokens (and, with ``causal``, the key is
     not after the query)."""
-    pairs = valid[:, None, :, None] & valid[:, None, None, :]
-    if causal:
-        length = valid.shape[1]
-        pairs = pairs & torch.ones((length, length), dtype=torch.bool).tril()
-    return pairs
+    return valid[:, None, :, None] & key_mask(valid, causal)
 
 
 def soft_keep(scores: torch.Tensor, theta: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,10 +65,7 @@ def masked_probabilities(
 ) -> torch.Tensor:
     """``p_j = m_j·e_j / Σ_k m_k·e_k`` over the valid keys (with ``causal``, those not after the query;
     ``+ ε`` when soft; 0 for an all-pruned query)."""
-    key_valid = valid[:, None, None, :]
-    if causal:
-        length = valid.shape[1]
-        key_valid = key_valid & torch.ones((length, length), dtype=torch.bool).tril()
+    key_valid = key_mask(valid, causal)
     top = scores.masked_fill(~key_valid, float("-inf")).amax(dim=-1, keepdim=True)
     weights = torch.exp(scores - top).masked_fill(~key_valid, 0.0) * keep
     total = weights.sum(dim=-1, keepdim=True)
