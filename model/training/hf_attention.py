@@ -16,7 +16,8 @@ core ``core(layer, q, k, v, valid, causal=...) -> context``, the interface of th
   sees keys ``j ≤ i`` only.
 
 The model's mask must be one of the two patterns the engine runs (padding, or causal with padding);
-anything else (left padding, a sliding window, a key/value cache) is a one-line error.
+anything else (left padding, a sliding window, a key/value cache) is a one-line error. Attention
+dropout is not applied, in training either: the engine has none.
 """
 
 from __future__ import annotations
