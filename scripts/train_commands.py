@@ -217,7 +217,24 @@ def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
 
 
 def _model_dir(args: argparse.Namespace) -> Path | None:
-    return None if args.model is None else Path(args.model)
+    """The BERT checkpoint folder ``--model`` names (a folder, ``minilm``, or a folder whose config has
+    no ``model_type``, as the project's own BERT writes it); a one-line error for anything else, pointing
+    a decoder to ``train-model``."""
+    if args.model is None:
+        return None
+    from leopard.hw.files import read_json
+    from leopard.model.training import hf_models
+
+    config = Path(args.model) / "config.json"
+    if config.is_file() and "model_type" not in read_json(config, "model config"):
+        return Path(args.model)
+    source = hf_models.find(args.model)
+    if source.family != "encoder" or source.gguf:
+        kind = "GGUF file" if source.gguf else source.family
+        hint = "; leopard train-model trains decoders" if source.family == "decoder" else ""
+        raise LeopardError(f"--model {args.model} is a {kind}; leopard train trains BERT checkpoint "
+                           f"folders{hint}")
+    return source.folder
 
 
 def run_train(args: argparse.Namespace) -> None:
