@@ -380,13 +380,17 @@ def run_trace_model(args: argparse.Namespace) -> None:
     test = dataset.test.take(capture.pick(dataset.test, args.sentences, args.seed))
     quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
                           clip_q_percentile=args.clip_q_percentile)
+    kind = f"quantile {args.prune:g} thresholds" if args.thresholds is None else "learned thresholds"
     source = (f"leopard trace-model: {args.model}, {args.sentences} test sentences of {spec.data} "
-              f"(seed {args.seed}), quantile {args.prune:g} thresholds, "
-              "problems ordered (sentence, layer, head)")
+              f"(seed {args.seed}), {kind}, problems ordered (sentence, layer, head)")
     theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
+    control_source = None if args.dense_control is None else hf_models.find(args.dense_control)
+    if control_source is not None and (source_model.family, control_source.family) != ("decoder", "decoder"):
+        raise LeopardError("--dense-control compares language models: the model and the control must both "
+                           "be decoders")
     progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
     made = source_model.load()
-    control = None if args.dense_control is None else hf_models.find(args.dense_control).load()
+    control = None if control_source is None else control_source.load()
     traced = hf_trace.model_trace(made, cfg, list(calibration.texts), list(test.texts), args.prune, quant,
                                   args.seed, source, args.max_tokens, progress, theta, control)
     out = Path(args.out)
