@@ -456,9 +456,9 @@ def run_train_model(args: argparse.Namespace) -> None:
     made = source_model.load()
     texts = list(dataset.train.texts)
     order = np.random.default_rng(args.seed).permutation(len(texts))
-    training = [next(hf_trace.batches(made, [texts[i] for i in order[start:start + args.batch_size]],
-                                      args.max_tokens))
-                for start in range(0, len(texts) - args.batch_size + 1, args.batch_size)]
+    whole = len(texts) - len(texts) % args.batch_size
+    training = list(hf_trace.batches(made, [texts[i] for i in order[:whole]], args.max_tokens,
+                                     size=args.batch_size))
     calibration = list(hf_trace.batches(made, [texts[i] for i in chosen], args.max_tokens))
     began = time.monotonic()
     trained = hf_train.train_model(made, training, calibration, settings, progress)

@@ -55,21 +55,27 @@ class ModelTrace:
     language_model: dict[str, Any] | None
 
 
-def batches(made: HFModel, texts: list[str], max_tokens: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(ids, valid)`` of ``BATCH`` texts at a time, padded on the right, at most ``max_tokens``
+def batches(made: HFModel, texts: list[str], max_tokens: int,
+            size: int = BATCH) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(ids, valid)`` of ``size`` texts at a time, padded on the right, at most ``max_tokens``
     tokens each."""
-    for start in range(0, len(texts), BATCH):
-        encoded = made.tokenizer(texts[start:start + BATCH], padding=True, truncation=True,
+    for start in range(0, len(texts), size):
+        encoded = made.tokenizer(texts[start:start + size], padding=True, truncation=True,
                                  max_length=max_tokens, return_tensors="pt")
         yield encoded["input_ids"], encoded["attention_mask"].bool()
 
 
+def forward(model: Any, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The model's first output (logits or hidden states) on whole right-padded sequences."""
+    return model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
+
+
 def run_hooked(made: HFModel, core: Callable[..., torch.Tensor], ids: torch.Tensor,
                valid: torch.Tensor) -> tuple[torch.Tensor, AttentionHook]:
-    """The model's first output (logits or hidden states) with its attention run by ``core``."""
+    """``forward`` with the model's attention run by ``core``, without gradients."""
     with torch.no_grad(), AttentionHook(made.model, core) as hook:
-        out = made.model(input_ids=ids, attention_mask=valid.long(), use_cache=False)
-    return out[0], hook
+        out = forward(made.model, ids, valid)
+    return out, hook
 
 
 def check_config(made: HFModel | ModelSource, cfg: EngineConfig, max_tokens: int) -> None:
@@ -83,12 +89,13 @@ def check_config(made: HFModel | ModelSource, cfg: EngineConfig, max_tokens: int
         raise LeopardError(f"--max-tokens {max_tokens} is over the config's max_seq_len {cfg.max_seq_len}")
 
 
-def quantile_thresholds(made: HFModel, texts: list[str], cfg: EngineConfig, quant: quantize.Quantization,
-                        prune: float, max_tokens: int) -> np.ndarray:
-    """``[layers, heads]`` ``θ_int``: the ``prune`` quantile of each head's visible integer scores."""
+def quantile_thresholds(made: HFModel, calibration: list[tuple[torch.Tensor, torch.Tensor]],
+                        cfg: EngineConfig, quant: quantize.Quantization, prune: float) -> np.ndarray:
+    """``[layers, heads]`` ``θ_int``: the ``prune`` quantile of each head's visible integer scores on
+    the ``calibration`` batches."""
     scores: list[list[list[np.ndarray]]] = [[[] for _ in range(made.heads)] for _ in range(made.layers)]
     floor = np.full((made.layers, made.heads), cfg.threshold_min, np.int64)
-    for ids, valid in batches(made, texts, max_tokens):
+    for ids, valid in calibration:
         core = quantize.HardwareCore(cfg, quant, theta=np.zeros(floor.shape), threshold=floor,
                                      prune=False, capture=True)
         _, hook = run_hooked(made, core, ids, valid)
@@ -114,11 +121,16 @@ def flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
+def predicted(valid: torch.Tensor) -> torch.Tensor:
+    """``[B, N − 1]``: the tokens a language model predicts, every valid token after the first."""
+    return valid[:, 1:] & valid[:, :-1]
+
+
 def next_token_counts(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
     """``[B, 3]`` per sentence: tokens predicted correctly, their negative log-likelihood (nats), and
-    tokens predicted (every valid token after the first)."""
+    tokens predicted (``predicted``)."""
     target = ids[:, 1:]
-    counted = valid[:, 1:] & valid[:, :-1]
+    counted = predicted(valid)
     logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
     nll = -logp.gather(-1, target[..., None])[..., 0]
     correct = (logits[:, :-1].argmax(dim=-1) == target) & counted
@@ -126,32 +138,37 @@ def next_token_counts(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tens
                      counted.sum(dim=1).numpy()], axis=1).astype(np.float64)
 
 
+def rates(counts: np.ndarray, seed: int) -> dict[str, Any]:
+    """Next-token accuracy (percent) and perplexity of ``next_token_counts`` rows, with intervals."""
+    tokens = counts[:, 2]
+    return {"next_token_accuracy": confidence.ratio(counts[:, 0], tokens, seed, lambda rate: 100.0 * rate),
+            "perplexity": confidence.ratio(counts[:, 1], tokens, seed, np.exp)}
+
+
+def changes(counts: np.ndarray, reference: np.ndarray, seed: int) -> dict[str, Any]:
+    """``counts``' accuracy change (points) and perplexity change (percent) against ``reference`` on
+    the same tokens, with paired intervals."""
+    tokens = counts[:, 2]
+    return {
+        "accuracy_change": confidence.ratio_difference(
+            counts[:, 0], reference[:, 0], tokens, seed, lambda rate, base: 100.0 * (rate - base)),
+        "perplexity_change_percent": confidence.ratio_difference(
+            counts[:, 1], reference[:, 1], tokens, seed, lambda nll, base: 100.0 * np.expm1(nll - base)),
+    }
+
+
 def language_model_figures(dense: np.ndarray, engine: np.ndarray, seed: int,
                            control: np.ndarray | None = None) -> dict[str, Any]:
     """Next-token accuracy (percent) and perplexity, dense and through the engine, with intervals;
     with ``control`` also its own figures and the engine's paired differences against them."""
-    percent = lambda x: 100.0 * x  # noqa: E731
-    tokens = dense[:, 2]
+    own, through = rates(dense, seed), rates(engine, seed)
     figures = {
-        "tokens": int(tokens.sum()),
-        "next_token_accuracy": {"dense": confidence.ratio(dense[:, 0], tokens, seed, percent),
-                                "engine": confidence.ratio(engine[:, 0], tokens, seed, percent)},
-        "perplexity": {"dense": confidence.ratio(dense[:, 1], tokens, seed, np.exp),
-                       "engine": confidence.ratio(engine[:, 1], tokens, seed, np.exp)},
-        "accuracy_change": confidence.ratio_difference(
-            engine[:, 0], dense[:, 0], tokens, seed, lambda rate, base: 100.0 * (rate - base)),
-        "perplexity_change_percent": confidence.ratio_difference(
-            engine[:, 1], dense[:, 1], tokens, seed, lambda nll, base: 100.0 * np.expm1(nll - base)),
+        "tokens": int(dense[:, 2].sum()),
+        **{name: {"dense": own[name], "engine": through[name]} for name in own},
+        **changes(engine, dense, seed),
     }
     if control is not None:
-        figures["dense_control"] = {
-            "next_token_accuracy": confidence.ratio(control[:, 0], tokens, seed, percent),
-            "perplexity": confidence.ratio(control[:, 1], tokens, seed, np.exp),
-            "accuracy_change": confidence.ratio_difference(
-                engine[:, 0], control[:, 0], tokens, seed, lambda rate, base: 100.0 * (rate - base)),
-            "perplexity_change_percent": confidence.ratio_difference(
-                engine[:, 1], control[:, 1], tokens, seed, lambda nll, base: 100.0 * np.expm1(nll - base)),
-        }
+        figures["dense_control"] = {**rates(control, seed), **changes(engine, control, seed)}
     return figures
 
 
@@ -166,25 +183,28 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: list[str], test: 
     check_config(made, cfg, max_tokens)
     settings.check(made.head_dim)
 
+    calibrating = list(batches(made, calibration, max_tokens))
+    tested = list(batches(made, test, max_tokens))
+
     def run_dense(core: Callable[..., torch.Tensor]) -> None:
-        for ids, valid in batches(made, calibration, max_tokens):
+        for ids, valid in calibrating:
             run_hooked(made, core, ids, valid)
 
     progress(f"calibrating scales on {len(calibration)} sentences")
     quant = quantize.calibrate_with(run_dense, cfg, settings)
     if theta is None:
         progress(f"thresholds at the {prune:g} quantile of each head's scores")
-        threshold = quantile_thresholds(made, calibration, cfg, quant, prune, max_tokens)
+        threshold = quantile_thresholds(made, calibrating, cfg, quant, prune)
     elif theta.shape != (made.layers, made.heads):
         raise LeopardError(f"the thresholds have shape {list(theta.shape)}, the model "
                            f"[{made.layers}, {made.heads}] (layers, heads)")
     else:
         threshold = quantize.threshold_int(theta, quant.score_scale(), cfg)
-    longest = max(int(valid.sum(dim=1).max()) for _, valid in batches(made, test, max_tokens))
+    longest = max(int(valid.sum(dim=1).max()) for _, valid in tested)
     parts: dict[str, list[np.ndarray]] = {}
     kept = pairs = 0
     causal = False
-    for number, (ids, valid) in enumerate(batches(made, test, max_tokens)):
+    for number, (ids, valid) in enumerate(tested):
         first = number * BATCH
         progress(f"sentences {first + 1}-{first + len(ids)} of {len(test)} through the engine")
         core = quantize.HardwareCore(cfg, quant, theta=threshold * quant.score_scale(), threshold=threshold,
@@ -195,14 +215,12 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: list[str], test: 
         for name, value in batch_fields(made, cfg, core.captured, first, longest).items():
             parts.setdefault(name, []).append(value)
         if made.family == "decoder":
-            with torch.no_grad():
-                own = made.model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
-            parts.setdefault("dense", []).append(next_token_counts(own, ids, valid))
             parts.setdefault("engine", []).append(next_token_counts(logits, ids, valid))
-            if control is not None:
+            references = {"dense": made} if control is None else {"dense": made, "control": control}
+            for name, reference in references.items():
                 with torch.no_grad():
-                    theirs = control.model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
-                parts.setdefault("control", []).append(next_token_counts(theirs, ids, valid))
+                    parts.setdefault(name, []).append(next_token_counts(forward(reference.model, ids, valid),
+                                                                        ids, valid))
     joined = {name: np.concatenate(values) for name, values in parts.items()}
     count = len(test)
     trace = Trace(

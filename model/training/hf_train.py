@@ -32,6 +32,7 @@ from leopard.hw.errors import LeopardError
 from leopard.model.training.bert import dense_core
 from leopard.model.training.hf_attention import AttentionHook
 from leopard.model.training.hf_models import HFModel
+from leopard.model.training.hf_trace import forward, predicted, run_hooked
 from leopard.model.training.pruned_attention import PrunedCore, Thresholds, scaled_scores, visible_pairs
 
 
@@ -59,8 +60,8 @@ class ModelTrainSettings:
 
 
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the valid tokens after the first."""
-    counted = valid[:, 1:] & valid[:, :-1]
+    """Mean next-token cross-entropy over the predicted tokens (``hf_trace.predicted``)."""
+    counted = predicted(valid)
     losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
     return (losses * counted).sum() / counted.sum().clamp_min(1)
 
@@ -77,9 +78,8 @@ def initial_thresholds(made: HFModel, batches: list[tuple[torch.Tensor, torch.Te
         seen.setdefault(layer, []).append(scores)
         return dense_core(layer, q, k, v, valid, causal)
 
-    with torch.no_grad(), AttentionHook(made.model, core):
-        for ids, valid in batches:
-            made.model(input_ids=ids, attention_mask=valid.long(), use_cache=False)
+    for ids, valid in batches:
+        run_hooked(made, core, ids, valid)
     return np.stack([np.quantile(np.concatenate(seen[layer], axis=1), quantile, axis=1)
                      for layer in range(made.layers)])
 
@@ -118,7 +118,7 @@ def train_model(made: HFModel, training: list[tuple[torch.Tensor, torch.Tensor]]
         )
         ids, valid = training[order[step]]
         with AttentionHook(model, core):
-            logits = model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
+            logits = forward(model, ids, valid)
         task = lm_loss(logits, ids, valid)
         loss = task + settings.lam * core.mask_mean() if settings.prune and soft else task
         optimizer.zero_grad()
