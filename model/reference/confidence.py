@@ -21,6 +21,11 @@ def interval(values: np.ndarray, seed: int) -> tuple[float, float]:
     """The 95 % percentile-bootstrap interval of ``100 × mean(values)`` (percent or percentage points),
     ``values`` one number per example (1/0 for correct/wrong, or a difference of two such)."""
     draws = 100.0 * np.asarray(values, np.float64)[resamples(len(values), seed)].mean(axis=1)
+    return percentiles(draws)
+
+
+def percentiles(draws: np.ndarray) -> tuple[float, float]:
+    """The central ``LEVEL`` range of bootstrap ``draws``, rounded to 4 decimals."""
     low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return round(float(low), 4), round(float(high), 4)
 
@@ -47,9 +52,8 @@ def ratio(
     top, bottom = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
     picks = resamples(len(top), seed)
     draws = transform(top[picks].sum(axis=1) / bottom[picks].sum(axis=1))
-    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     value = float(transform(np.array(top.sum() / bottom.sum())))
-    return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+    return {"value": round(value, 4), "ci95": list(percentiles(draws))}
 
 
 def ratio_difference(
@@ -63,6 +67,5 @@ def ratio_difference(
     picks = resamples(len(top), seed)
     count = bottom[picks].sum(axis=1)
     draws = compare(top[picks].sum(axis=1) / count, base[picks].sum(axis=1) / count)
-    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     value = float(compare(np.array(top.sum() / bottom.sum()), np.array(base.sum() / bottom.sum())))
-    return {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+    return {"value": round(value, 4), "ci95": list(percentiles(draws))}
