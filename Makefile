@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up first
-# (from apt when missing: Icarus, and the lz4/zlib headers Verilator's FST waveforms need; a venv in
+# (from apt when missing: Icarus, the lz4/zlib headers Verilator's FST waveforms need and Fashion-MNIST; a venv in
 # .venv, torch 2.13.0 CPU, then the project pinned).
 PYTHON ?= python3
 VENV := .venv
@@ -12,9 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@command -v iverilog >/dev/null && test -f /usr/include/lz4.h && test -f /usr/include/zlib.h || { \
-		echo "installing iverilog, liblz4-dev, zlib1g-dev (apt)"; $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq iverilog liblz4-dev zlib1g-dev >/dev/null; }
+	@command -v iverilog >/dev/null && test -f /usr/include/lz4.h && test -f /usr/include/zlib.h && \
+		test -d /usr/share/datasets/fashion-mnist || { \
+		echo "installing iverilog, liblz4-dev, zlib1g-dev, dataset-fashion-mnist (apt)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq iverilog liblz4-dev zlib1g-dev dataset-fashion-mnist >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -qq --disable-pip-version-check -e '.[train,dev]'

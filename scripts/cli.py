@@ -13,6 +13,7 @@ from leopard.scripts import (
     fpga_commands,
     golden_commands,
     lever_commands,
+    model_commands,
     paths,
     rtl_commands,
     run_report,
@@ -41,8 +42,8 @@ def build_parser() -> Parser:
         description="Learned runtime attention pruning: golden model, RTL, verification, training.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (golden_commands, rtl_commands, train_commands, lever_commands, fpga_commands,
-                   verif_commands, scale_commands, compare_commands, run_report, demo):
+    for module in (golden_commands, rtl_commands, train_commands, model_commands, lever_commands,
+                   fpga_commands, verif_commands, scale_commands, compare_commands, run_report, demo):
         module.register(commands)
     parser.set_defaults(command_line=main)
     return parser

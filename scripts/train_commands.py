@@ -1,5 +1,5 @@
-"""Commands of the training side: ``train``, ``sweep``, ``requantize``, ``evaluate``, ``trace``. They import
-torch only when run, so the other commands start fast."""
+"""Commands of the MiniLM training side: ``train``, ``sweep``, ``requantize``, ``evaluate``, ``trace``. They
+import torch only when run, so the other commands start fast."""
 
 from __future__ import annotations
 
@@ -33,14 +33,22 @@ DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
 PERCENTILE = number(above=0, maximum=100)
 
 
-def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> None:
+def add_data_options(parser: argparse.ArgumentParser, *, override: bool, images: bool = False) -> None:
+    """``--data`` and how sentences are split and tokenized; ``override``: only the moved file of an
+    export; ``images``: also image folders, the built-in set chosen by the model's family."""
     if override:
         parser.add_argument("--data", metavar="FILE",
                             help="the export's data file, if it moved (default: where it was trained)")
         return
     add = parser.add_argument
-    add("--data", default="rotten-tomatoes", metavar="FILE",
-        help="rotten-tomatoes (built in) or a CSV/TSV file with a text and a label column")
+    if images:
+        add("--data", metavar="FILE|DIR",
+            help="sentences: rotten-tomatoes (built in, the default for text models) or a CSV/TSV file with "
+                 "a text and a label column; images: fashion-mnist (built in, the default for vision "
+                 "models) or a folder of IDX files")
+    else:
+        add("--data", default="rotten-tomatoes", metavar="FILE",
+            help="rotten-tomatoes (built in) or a CSV/TSV file with a text and a label column")
     add("--text-column", default="text", metavar="NAME", help="for --data FILE (default: text)")
     add("--label-column", default="label", metavar="NAME", help="for --data FILE (default: label)")
     add("--group-column", metavar="NAME",
@@ -53,7 +61,7 @@ def _add_data_options(parser: argparse.ArgumentParser, *, override: bool) -> Non
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser)
-    _add_data_options(parser, override=False)
+    add_data_options(parser, override=False)
     add = parser.add_argument
     add("--epochs", type=number(0), default=DEFAULTS["epochs"],
         help="fine-tuning length in passes over the training sentences (default: 0.5)")
@@ -71,11 +79,11 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add("--center-keys", action="store_true",
         help="take each head's mean key out of the key bias before learning the thresholds "
              "(the dense model is unchanged; key centering without hardware)")
-    _add_quant_options(parser)
+    add_quant_options(parser)
     add("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_quant_options(parser: argparse.ArgumentParser) -> None:
+def add_quant_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--clip-percentile", type=PERCENTILE, default=levers.DEFAULT_CLIP_PERCENTILE, metavar="P",
         help="keys saturate at this percentile of |k| per head: outlier-aware quantization "
@@ -110,8 +118,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     parser = commands.add_parser("requantize", help="quantize an export again (other clipping or key scales)")
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
-    _add_quant_options(parser)
-    _add_data_options(parser, override=True)
+    add_quant_options(parser)
+    add_data_options(parser, override=True)
     parser.add_argument("--out", required=True, metavar="NEW.npz", help="the requantized export")
     parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
     declare(parser, inputs=("export", "data"), outputs=(Output("out"),))
@@ -120,7 +128,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="accuracy and pruning of an exported model")
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
     add_config_options(parser, default=None)
-    _add_data_options(parser, override=True)
+    add_data_options(parser, override=True)
     parser.add_argument("--dense-control", metavar="EXPORT",
                         help="the dense control's export (leopard train --dense-control): adds the paired "
                              "accuracy difference against it")
@@ -129,62 +137,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     declare(parser, inputs=("export", "config", "data", "dense_control"), outputs=(Output("out"),))
     parser.set_defaults(run=run_evaluate)
 
-    parser = commands.add_parser(
-        "trace-model", help="attention trace of any transformers text model, one quantile threshold per head")
-    add_config_options(parser, default=None)
-    _add_data_options(parser, override=False)
-    add = parser.add_argument
-    add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
-        help="a transformers checkpoint folder, a GGUF file, or smollm2 / minilm (default: smollm2)")
-    add("--prune", type=number(0, 1), default=0.8, metavar="F",
-        help="share of each head's scores below its threshold on the calibration sentences (default: 0.8)")
-    add("--sentences", type=integer(1), default=8, metavar="N", help="test sentences traced (default: 8)")
-    add("--calibration-sentences", type=integer(1), default=64, metavar="N",
-        help="training sentences for the scales and thresholds (default: 64)")
-    add("--seed", type=SEED, default=0, help="which sentences (default: 0)")
-    _add_quant_options(parser)
-    add("--thresholds", metavar="FILE.json",
-        help="learned thresholds (leopard train-model's thresholds.json) instead of --prune quantiles")
-    add("--dense-control", metavar="DIR",
-        help="a decoder trained on the same schedule without thresholds: paired differences against it")
-    add("--out", default="runs/model-trace", metavar="DIR",
-        help="writes DIR/trace.npz and DIR/model-trace.json (default: runs/model-trace)")
-    add("--threads", type=integer(1), help="torch threads (default: every core)")
-    declare(parser, inputs=("config", "data", "model", "thresholds", "dense_control"),
-            outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_trace_model)
-
-    parser = commands.add_parser(
-        "train-model", help="learn per-head thresholds on a transformers decoder with its own loss")
-    _add_data_options(parser, override=False)
-    add = parser.add_argument
-    add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
-        help="a transformers decoder: checkpoint folder, GGUF file, or smollm2 (default: smollm2)")
-    add("--lambda", dest="lam", type=number(0), default=0.2,
-        help="weight of the mean keep-mask (default: 0.2)")
-    add("--soft-steps", type=integer(0), default=100, help="steps with soft thresholds (default: 100)")
-    add("--hard-steps", type=integer(0), default=50, help="steps with hard thresholds (default: 50)")
-    add("--batch-size", type=integer(1), default=8, help="training sentences per step (default: 8)")
-    add("--lr", type=number(0), default=1e-5, help="the weights' learning rate (default: 1e-5)")
-    add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
-    add("--init-quantile", type=number(0, 1), default=0.5,
-        help="thresholds start at this quantile of each head's scores (default: 0.5)")
-    add("--calibration-sentences", type=integer(1), default=64, metavar="N",
-        help="training sentences the thresholds start from (default: 64)")
-    add("--seed", type=SEED, default=0, help="training seed (default: 0)")
-    add("--dense-control", action="store_true",
-        help="train on the same schedule without thresholds (the unpruned control)")
-    add("--train-threads", type=integer(1), default=2, metavar="N",
-        help="torch threads; the trained weights depend on it (default: 2)")
-    add("--out", default="runs/train-model", metavar="DIR",
-        help="writes DIR/model (the fine-tuned weights), DIR/thresholds.json, DIR/training.json")
-    declare(parser, inputs=("data", "model"), outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_train_model)
-
     parser = commands.add_parser("trace", help="attention trace of real held-out sentences")
     parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
     add_config_options(parser, default=None)
-    _add_data_options(parser, override=True)
+    add_data_options(parser, override=True)
     parser.add_argument("--sentences", type=integer(1), required=True, metavar="N",
                         help="test sentences to trace")
     parser.add_argument("--seed", type=SEED, default=0, help="which sentences (default: 0)")
@@ -194,10 +150,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_trace)
 
 
-def _spec(args: argparse.Namespace) -> DataSpec:
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    """The sentences ``--data`` names (Rotten Tomatoes when it is not given), split and tokenized."""
     from leopard.model.training import data
 
-    if args.data == data.ROTTEN_TOMATOES:
+    if args.data in (None, data.ROTTEN_TOMATOES):
         spec = data.DataSpec()
     else:
         spec = data.user_spec(args.data, args.text_column, args.label_column, args.group_column)
@@ -241,7 +198,7 @@ def run_train(args: argparse.Namespace) -> None:
     torch_ready()
     from leopard.model.training.train import train
 
-    summary = train(args.out, _settings(args, args.lam), _spec(args), config_from_args(args),
+    summary = train(args.out, _settings(args, args.lam), data_spec(args), config_from_args(args),
                     model_dir=_model_dir(args), progress=not args.no_progress)
     print(report.table(_headline(summary)))
     print(f"wrote {Path(args.out) / 'export.npz'} and {Path(args.out) / 'evaluation.json'}")
@@ -267,7 +224,7 @@ def run_sweep(args: argparse.Namespace) -> None:
         lambdas = [float(value) for value in args.lambdas.split(",")]
     except ValueError:
         raise LeopardError(f"--lambdas must be comma-separated numbers, got {args.lambdas!r}") from None
-    summary = sweep.run(Path(args.out), lambdas, _settings(args, lambdas[0]), _spec(args),
+    summary = sweep.run(Path(args.out), lambdas, _settings(args, lambdas[0]), data_spec(args),
                         config_from_args(args), model_dir=_model_dir(args), progress=not args.no_progress,
                         pool=pool_from_args(args), report=progress)
     print(summary["table"], end="")
@@ -357,121 +314,3 @@ def run_trace(args: argparse.Namespace) -> None:
     captured = capture.capture(made, examples, chosen, source)
     trace_file.save(captured.trace, args.out)
     print(f"wrote {args.out}: {captured.trace.count} problems of {captured.trace.q.shape[1]} tokens")
-
-
-def run_trace_model(args: argparse.Namespace) -> None:
-    torch_ready(args.threads)
-    from leopard.hw.config import PRESETS
-    from leopard.model.reference import trace as trace_file
-    from leopard.model.training import capture, data, hf_models, hf_trace
-    from leopard.model.training.quantize import QuantSettings
-
-    spec = _spec(args)
-    source_model = hf_models.find(args.model)
-    cfg = config_from_args(args) or next(
-        (config for config in PRESETS.values() if config.head_dim == source_model.head_dim), None)
-    if cfg is None:
-        raise LeopardError(f"no preset has head dim {source_model.head_dim}; pass a --config with it")
-    hf_trace.check_config(source_model, cfg, args.max_tokens)
-    dataset = data.load_dataset(spec)
-    chosen = capture.pick(dataset.train, args.calibration_sentences, args.seed,
-                          option="--calibration-sentences", what="training sentences")
-    calibration = dataset.train.take(chosen)
-    test = dataset.test.take(capture.pick(dataset.test, args.sentences, args.seed))
-    quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
-                          clip_q_percentile=args.clip_q_percentile)
-    kind = f"quantile {args.prune:g} thresholds" if args.thresholds is None else "learned thresholds"
-    source = (f"leopard trace-model: {args.model}, {args.sentences} test sentences of {spec.data} "
-              f"(seed {args.seed}), {kind}, problems ordered (sentence, layer, head)")
-    theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
-    control_source = None if args.dense_control is None else hf_models.find(args.dense_control)
-    if control_source is not None and (source_model.family, control_source.family) != ("decoder", "decoder"):
-        raise LeopardError("--dense-control compares language models: the model and the control must both "
-                           "be decoders")
-    progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
-    made = source_model.load()
-    control = None if control_source is None else control_source.load()
-    traced = hf_trace.model_trace(made, cfg, list(calibration.texts), list(test.texts), args.prune, quant,
-                                  args.seed, source, args.max_tokens, progress, theta, control)
-    out = Path(args.out)
-    figures = {
-        **hf_trace.describe(made), "config": cfg.to_dict(), "data": spec.data, "seed": args.seed,
-        "calibration_sentences": args.calibration_sentences, "sentences": args.sentences,
-        "quantization": {"clip_percentile": quant.clip_percentile,
-                         "clip_q_percentile": quant.clip_q_percentile, "key_block": quant.key_block},
-        "prune_target": None if theta is not None else args.prune, "thresholds": args.thresholds,
-        "dense_control": args.dense_control, "scores_pruned": round(traced.pruned, 6),
-        "threshold_int": traced.threshold.tolist(), "language_model": traced.language_model,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    trace_file.save(traced.trace, out / "trace.npz")
-    write_json(out / "model-trace.json", figures)
-    print(f"{made.name}: {made.family}, {made.layers} layers, {made.heads} heads ({made.kv_heads} key/value "
-          f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the test scores pruned")
-    if traced.language_model is not None:
-        print(hf_trace.language_model_table(traced.language_model))
-    print(f"wrote {out / 'trace.npz'} ({traced.trace.count} problems of {traced.trace.length} tokens) and "
-          f"{out / 'model-trace.json'}; next: leopard golden --trace {out / 'trace.npz'} --out REPORT.json")
-
-
-def _learned_thresholds(path: str) -> Any:
-    """``θ`` ``[layers, heads]`` from a ``thresholds.json`` of ``leopard train-model``."""
-    import numpy as np
-
-    from leopard.hw.files import read_json
-
-    values = read_json(path, "thresholds").get("theta")
-    try:
-        theta = np.array(values, np.float64)
-    except (TypeError, ValueError):
-        theta = np.empty(0)
-    if theta.ndim != 2 or not np.isfinite(theta).all():
-        raise LeopardError(f"{path}: 'theta' must be a [layers][heads] table of numbers")
-    return theta
-
-
-def run_train_model(args: argparse.Namespace) -> None:
-    import time
-
-    import numpy as np
-
-    torch_ready(args.train_threads)
-    from leopard.model.training import capture, data, hf_models, hf_trace, hf_train
-
-    settings = hf_train.ModelTrainSettings(
-        lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps, batch_size=args.batch_size,
-        lr=args.lr, theta_lr=args.theta_lr, init_quantile=args.init_quantile, seed=args.seed,
-        prune=not args.dense_control,
-    )
-    settings.check()
-    spec = _spec(args)
-    source_model = hf_models.find(args.model)
-    if source_model.family != "decoder":
-        raise LeopardError(f"{args.model} is an {source_model.family}; train-model trains decoders "
-                           "(leopard train trains the MiniLM classifier)")
-    dataset = data.load_dataset(spec)
-    chosen = capture.pick(dataset.train, args.calibration_sentences, args.seed,
-                          option="--calibration-sentences", what="training sentences")
-    progress(f"loading {args.model}")
-    made = source_model.load()
-    texts = list(dataset.train.texts)
-    order = np.random.default_rng(args.seed).permutation(len(texts))
-    whole = len(texts) - len(texts) % args.batch_size
-    training = list(hf_trace.batches(made, [texts[i] for i in order[:whole]], args.max_tokens,
-                                     size=args.batch_size))
-    calibration = list(hf_trace.batches(made, [texts[i] for i in chosen], args.max_tokens))
-    began = time.monotonic()
-    trained = hf_train.train_model(made, training, calibration, settings, progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    made.model.save_pretrained(out / "model")
-    made.tokenizer.save_pretrained(out / "model")
-    theta = trained["theta"]
-    write_json(out / "thresholds.json", {
-        "model": args.model, "layers": made.layers, "heads": made.heads,
-        "theta": None if theta is None else np.round(theta, 6).tolist(),
-    })
-    write_json(out / "training.json", {"model": args.model, "data": spec.data,
-                                       "settings": trained["settings"], "log": trained["log"]})
-    print(f"trained in {time.monotonic() - began:.0f} s; wrote {out / 'model'}, {out / 'thresholds.json'}, "
-          f"{out / 'training.json'}")

@@ -60,8 +60,8 @@ CASES = [
     ("trace-model", ["trace-model", "--model", "minilm", "--thresholds", "{dir}/thresholds.json", "--out", "{out}"],
      "'theta' must be a [layers][heads] table"),
     ("trace-model", ["trace-model", "--model", "minilm", "--dense-control", "minilm", "--out", "{out}"],
-     "the model and the control must both be decoders"),
-    ("train-model", ["train-model", "--model", "minilm", "--out", "{out}"], "train-model trains decoders"),
+     "--dense-control compares task figures: give a decoder or an image classifier"),
+    ("train-model", ["train-model", "--model", "minilm", "--out", "{out}"], "train-model trains decoders and image classifiers"),
     ("train", ["train", "--model", "smollm2", "--out", "{out}"], "is a GGUF file; leopard train trains BERT checkpoint folders; leopard train-model"),
     ("train-model", ["train-model", "--soft-steps", "0", "--out", "{out}"], "--soft-steps must be at least 1"),
 ]

@@ -114,11 +114,15 @@ def test_families_and_shapes_from_configs():
                                                     head_dim=64)) == (30, 9, 3, 64)
 
 
+def text_batches(made, texts):
+    return list(hf_trace.batches(made, texts, ENGINE.max_seq_len))
+
+
 @pytest.fixture(scope="module")
 def decoder_trace():
     made = HFModel(tiny("decoder"), tokenizer(), "decoder", "tiny-llama", 2, 4, 2, 4)
-    return made, model_trace(made, ENGINE, TEXTS, TEXTS[:4], 0.6, quantize.QuantSettings(), seed=0,
-                             source="test", max_tokens=ENGINE.max_seq_len)
+    return made, model_trace(made, ENGINE, text_batches(made, TEXTS), text_batches(made, TEXTS[:4]), 0.6,
+                             quantize.QuantSettings(), seed=0, source="test")
 
 
 def test_a_decoder_trace_is_causal_shares_keys_per_group_and_matches_the_golden_model(decoder_trace):
@@ -135,7 +139,7 @@ def test_a_decoder_trace_is_causal_shares_keys_per_group_and_matches_the_golden_
     visible = result.visible
     idx = np.arange(trace.length)
     assert not (visible & (idx[None, None, :] > idx[None, :, None])).any()
-    lm = traced.language_model
+    lm = traced.figures
     ids = tokenizer()(TEXTS[:4], truncation=True, max_length=ENGINE.max_seq_len)["input_ids"]
     assert lm["tokens"] == sum(len(t) - 1 for t in ids)
     assert lm["perplexity"]["dense"]["ci95"][0] <= lm["perplexity"]["dense"]["value"]
@@ -186,22 +190,22 @@ def test_threshold_training_moves_the_thresholds_and_the_trace_uses_them(tmp_pat
     """A few soft steps on the tiny decoder with a large λ raise the thresholds (pruning is rewarded);
     the hard steps leave them; the trace then decides with the learned θ, not a quantile."""
     made = HFModel(tiny("decoder"), tokenizer(), "decoder", "tiny-llama", 2, 4, 2, 4)
-    batches = list(hf_trace.batches(made, TEXTS, ENGINE.max_seq_len))
+    batches = text_batches(made, TEXTS)
     settings = ModelTrainSettings(lam=5.0, soft_steps=4, hard_steps=2, lr=1e-4, theta_lr=0.2)
     start = initial_thresholds(made, batches, settings.init_quantile)
     trained = train_model(made, batches, batches, settings)
     theta = trained["theta"]
     assert theta.shape == (2, 4) and (theta > start).all()
     assert [entry["phase"] for entry in trained["log"]] == ["soft"] * 4 + ["hard"] * 2
-    traced = model_trace(made, ENGINE, TEXTS, TEXTS[:4], 0.0, quantize.QuantSettings(), seed=0, source="test",
-                         max_tokens=ENGINE.max_seq_len, theta=theta)
+    traced = model_trace(made, ENGINE, batches, text_batches(made, TEXTS[:4]), 0.0, quantize.QuantSettings(),
+                         seed=0, source="test", theta=theta)
     expected = quantize.threshold_int(theta, traced.quant.score_scale(), ENGINE)
     assert np.array_equal(traced.threshold, expected) and traced.pruned > 0
 
 
 def test_the_dense_control_trains_no_thresholds():
     made = HFModel(tiny("decoder"), tokenizer(), "decoder", "tiny-llama", 2, 4, 2, 4)
-    batches = list(hf_trace.batches(made, TEXTS, ENGINE.max_seq_len))
+    batches = text_batches(made, TEXTS)
     before = [p.detach().clone() for p in made.model.parameters()]
     trained = train_model(made, batches, batches, ModelTrainSettings(soft_steps=2, hard_steps=1, prune=False))
     assert trained["theta"] is None and "kept" not in trained["log"][0]

@@ -3,7 +3,8 @@ checkpoint folder (``config.json``) or a GGUF file (``find`` reads the config al
 a GGUF file dequantized to float32), always with eager attention, offline, and sorted into one of three
 families by their config:
 
-- ``vision``: the config has an ``image_size`` and a ``patch_size`` (ViT and its kin);
+- ``vision``: the config has an ``image_size`` and a ``patch_size`` (ViT and its kin), loaded with its
+  classifier;
 - ``encoder``: a masked-language-model architecture (BERT, RoBERTa, ALBERT, …), not set as a decoder;
 - ``decoder``: a causal-language-model architecture (Llama, GPT-2, …), loaded with its LM head.
 
@@ -111,7 +112,9 @@ class ModelSource:
         import transformers
 
         options: dict[str, Any] = {"gguf_file": self.gguf} if self.gguf else {}
-        loader = transformers.AutoModelForCausalLM if self.family == "decoder" else transformers.AutoModel
+        loaders = {"decoder": transformers.AutoModelForCausalLM,
+                   "vision": transformers.AutoModelForImageClassification}
+        loader = loaders.get(self.family, transformers.AutoModel)
         try:
             model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
                                            **options)

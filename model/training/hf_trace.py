@@ -1,24 +1,24 @@
-"""Real attention traces of any ``transformers`` text model before training: the engine's arithmetic
-inside the model through the hooked attention (``hf_attention.py``), one quantile threshold per head.
+"""Real attention traces of any ``transformers`` model: the engine's arithmetic inside the model through
+the hooked attention (``hf_attention.py``), one quantile threshold per head or learned ones.
 
-Sentences (chosen by the caller: ``leopard trace-model`` takes the first of ``default_rng(seed)``
-permutations of the data's training split for calibration and of its test split for the trace) are
-tokenized by the model's own tokenizer, truncated to ``max_tokens``, padded on the right and run
-``BATCH`` at a time.
+Examples come in batches (``Batch``), chosen by the caller (``leopard trace-model`` takes the first of
+``default_rng(seed)`` permutations of the data's training split for calibration and of its test split for
+the trace): sentences tokenized by the model's own tokenizer, truncated to ``max_tokens`` and padded on
+the right, ``BATCH`` at a time (``batches``); or images (``images.batches``).
 
-1. Scales: the dense float model on the calibration sentences (``quantize.calibrate_with``). With
+1. Scales: the dense float model on the calibration batches (``quantize.calibrate_with``). With
    grouped-query attention the query heads of a group see the same keys, so their key scales are equal
    and their integer keys identical.
 2. Thresholds: each (layer, head)'s ``θ_int`` is the ``prune`` quantile (inverted CDF) of its visible
-   integer scores on the calibration sentences, so about that share of them falls below it; ``θ`` is
+   integer scores on the calibration batches, so about that share of them falls below it; ``θ`` is
    ``θ_int · scale``.
-3. Trace: the test sentences through the engine's arithmetic (``HardwareCore``: integer ``q``, ``k``,
+3. Trace: the test examples through the engine's arithmetic (``HardwareCore``: integer ``q``, ``k``,
    ``v``, the decision ``s_int ≥ θ_int``, the fixed-point softmax, hard-pruned); problem
-   ``p = (sentence·layers + layer)·heads + head``, ``kv_group`` the key/value head it reads,
-   ``(sentence·layers + layer)·kv_heads + h // (heads / kv_heads)``; causal for a decoder.
-4. A decoder's next-token accuracy and perplexity over the test sentences' tokens, with its own float
-   attention and through the engine, with 95 % intervals and the paired differences (bootstrap over
-   sentences).
+   ``p = (example·layers + layer)·heads + head``, ``kv_group`` the key/value head it reads,
+   ``(example·layers + layer)·kv_heads + h // (heads / kv_heads)``; causal for a decoder.
+4. A decoder's next-token accuracy and perplexity, or a classifier's accuracy and loss, with its own
+   float attention and through the engine, with 95 % intervals and the paired differences
+   (``hf_figures.py``), over the test examples and any further ones evaluated but not traced.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 
 from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.model.reference import confidence, golden
+from leopard.model.reference import golden
 from leopard.model.reference.trace import Trace
-from leopard.model.training import quantize
+from leopard.model.training import hf_figures, quantize
 from leopard.model.training.capture import int_dtype
 from leopard.model.training.hf_attention import AttentionHook, kv_head_of
 from leopard.model.training.hf_models import HFModel, ModelSource
@@ -42,21 +42,23 @@ from leopard.model.training.hf_models import HFModel, ModelSource
 BATCH = 16
 """Sentences run through the model at once."""
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+"""``(ids, valid)`` of right-padded sentences, or ``(pixel_values, labels)`` of images."""
+
 
 @dataclass(frozen=True)
 class ModelTrace:
-    """The trace, its thresholds and scales, the share of visible scores pruned, and the language
-    model's figures (decoders only)."""
+    """The trace, its thresholds and scales, the share of visible scores pruned in it, and the task's
+    figures (``hf_figures.task_figures``; decoders and vision classifiers)."""
 
     trace: Trace
     threshold: np.ndarray
     quant: quantize.Quantization
     pruned: float
-    language_model: dict[str, Any] | None
+    figures: dict[str, Any] | None
 
 
-def batches(made: HFModel, texts: list[str], max_tokens: int,
-            size: int = BATCH) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(made: HFModel, texts: list[str], max_tokens: int, size: int = BATCH) -> Iterator[Batch]:
     """``(ids, valid)`` of ``size`` texts at a time, padded on the right, at most ``max_tokens``
     tokens each."""
     for start in range(0, len(texts), size):
@@ -65,40 +67,61 @@ def batches(made: HFModel, texts: list[str], max_tokens: int,
         yield encoded["input_ids"], encoded["attention_mask"].bool()
 
 
-def forward(model: Any, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The model's first output (logits or hidden states) on whole right-padded sequences."""
-    return model(input_ids=ids, attention_mask=valid.long(), use_cache=False)[0]
+def forward(made: HFModel, batch: Batch) -> torch.Tensor:
+    """The model's first output (logits or hidden states) on a batch of whole right-padded sentences
+    or of images."""
+    inputs, second = batch
+    if made.family == "vision":
+        return made.model(pixel_values=inputs)[0]
+    return made.model(input_ids=inputs, attention_mask=second.long(), use_cache=False)[0]
 
 
-def run_hooked(made: HFModel, core: Callable[..., torch.Tensor], ids: torch.Tensor,
-               valid: torch.Tensor) -> tuple[torch.Tensor, AttentionHook]:
+def run_hooked(made: HFModel, core: Callable[..., torch.Tensor],
+               batch: Batch) -> tuple[torch.Tensor, AttentionHook]:
     """``forward`` with the model's attention run by ``core``, without gradients."""
     with torch.no_grad(), AttentionHook(made.model, core) as hook:
-        out = forward(made.model, ids, valid)
+        out = forward(made, batch)
     return out, hook
 
 
-def check_config(made: HFModel | ModelSource, cfg: EngineConfig, max_tokens: int) -> None:
-    """A one-line error when the engine config cannot hold the model's heads or sentences."""
+def tokens_of(made: HFModel, batch: Batch) -> int:
+    """The most tokens a sequence of ``batch`` has: its longest sentence, or an image's patches and
+    CLS token."""
     if made.family == "vision":
-        raise LeopardError(f"{made.name} is a vision model; traces of text need a text model")
+        return image_tokens(made.model.config)
+    return int(batch[1].sum(dim=1).max())
+
+
+def image_tokens(config: Any) -> int:
+    """Tokens per image of a vision transformer: ``(image_size / patch_size)²`` patches and the CLS."""
+    return (config.image_size // config.patch_size) ** 2 + 1
+
+
+def check_config(made: HFModel | ModelSource, cfg: EngineConfig, max_tokens: int) -> None:
+    """A one-line error when the engine config cannot hold the model's heads or sequences
+    (``max_tokens`` per sentence; a vision model's own token count)."""
     if cfg.head_dim != made.head_dim:
         raise LeopardError(f"{made.name} has head dim {made.head_dim}, the engine config {cfg.head_dim}; "
                            f"pass a config with head_dim {made.head_dim} (--preset smollm2 for 64)")
-    if max_tokens > cfg.max_seq_len:
+    if made.family == "vision":
+        tokens = image_tokens(made.model.config if isinstance(made, HFModel) else made.config)
+        if tokens > cfg.max_seq_len:
+            raise LeopardError(f"{made.name} has {tokens} tokens per image, over the config's max_seq_len "
+                               f"{cfg.max_seq_len}; pass a config with a larger max_seq_len")
+    elif max_tokens > cfg.max_seq_len:
         raise LeopardError(f"--max-tokens {max_tokens} is over the config's max_seq_len {cfg.max_seq_len}")
 
 
-def quantile_thresholds(made: HFModel, calibration: list[tuple[torch.Tensor, torch.Tensor]],
+def quantile_thresholds(made: HFModel, calibration: list[Batch],
                         cfg: EngineConfig, quant: quantize.Quantization, prune: float) -> np.ndarray:
     """``[layers, heads]`` ``θ_int``: the ``prune`` quantile of each head's visible integer scores on
     the ``calibration`` batches."""
     scores: list[list[list[np.ndarray]]] = [[[] for _ in range(made.heads)] for _ in range(made.layers)]
     floor = np.full((made.layers, made.heads), cfg.threshold_min, np.int64)
-    for ids, valid in calibration:
+    for batch in calibration:
         core = quantize.HardwareCore(cfg, quant, theta=np.zeros(floor.shape), threshold=floor,
                                      prune=False, capture=True)
-        _, hook = run_hooked(made, core, ids, valid)
+        _, hook = run_hooked(made, core, batch)
         for captured in core.captured:
             attention = golden.Attention(
                 q=flat(captured.q), k=flat(captured.k), v=flat(captured.v),
@@ -121,138 +144,91 @@ def flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
-def predicted(valid: torch.Tensor) -> torch.Tensor:
-    """``[B, N − 1]``: the tokens a language model predicts, every valid token after the first."""
-    return valid[:, 1:] & valid[:, :-1]
-
-
-def next_token_counts(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
-    """``[B, 3]`` per sentence: tokens predicted correctly, their negative log-likelihood (nats), and
-    tokens predicted (``predicted``)."""
-    target = ids[:, 1:]
-    counted = predicted(valid)
-    logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-    nll = -logp.gather(-1, target[..., None])[..., 0]
-    correct = (logits[:, :-1].argmax(dim=-1) == target) & counted
-    return np.stack([correct.sum(dim=1).numpy(), torch.where(counted, nll, 0.0).sum(dim=1).numpy(),
-                     counted.sum(dim=1).numpy()], axis=1).astype(np.float64)
-
-
-def rates(counts: np.ndarray, seed: int) -> dict[str, Any]:
-    """Next-token accuracy (percent) and perplexity of ``next_token_counts`` rows, with intervals."""
-    tokens = counts[:, 2]
-    return {"next_token_accuracy": confidence.ratio(counts[:, 0], tokens, seed, lambda rate: 100.0 * rate),
-            "perplexity": confidence.ratio(counts[:, 1], tokens, seed, np.exp)}
-
-
-def changes(counts: np.ndarray, reference: np.ndarray, seed: int) -> dict[str, Any]:
-    """``counts``' accuracy change (points) and perplexity change (percent) against ``reference`` on
-    the same tokens, with paired intervals."""
-    tokens = counts[:, 2]
-    return {
-        "accuracy_change": confidence.ratio_difference(
-            counts[:, 0], reference[:, 0], tokens, seed, lambda rate, base: 100.0 * (rate - base)),
-        "perplexity_change_percent": confidence.ratio_difference(
-            counts[:, 1], reference[:, 1], tokens, seed, lambda nll, base: 100.0 * np.expm1(nll - base)),
-    }
-
-
-def language_model_figures(dense: np.ndarray, engine: np.ndarray, seed: int,
-                           control: np.ndarray | None = None) -> dict[str, Any]:
-    """Next-token accuracy (percent) and perplexity, dense and through the engine, with intervals;
-    with ``control`` also its own figures and the engine's paired differences against them."""
-    own, through = rates(dense, seed), rates(engine, seed)
-    figures = {
-        "tokens": int(dense[:, 2].sum()),
-        **{name: {"dense": own[name], "engine": through[name]} for name in own},
-        **changes(engine, dense, seed),
-    }
-    if control is not None:
-        figures["dense_control"] = {**rates(control, seed), **changes(engine, control, seed)}
-    return figures
-
-
-def model_trace(made: HFModel, cfg: EngineConfig, calibration: list[str], test: list[str], prune: float,
-                settings: quantize.QuantSettings, seed: int, source: str, max_tokens: int = 64,
+def model_trace(made: HFModel, cfg: EngineConfig, calibration: list[Batch], test: list[Batch], prune: float,
+                settings: quantize.QuantSettings, seed: int, source: str,
                 progress: Callable[[str], None] = lambda message: None, theta: np.ndarray | None = None,
-                control: HFModel | None = None) -> ModelTrace:
-    """The trace of ``test`` (see the module docstring); ``seed`` seeds the intervals. ``theta``
-    (``[layers, heads]``, learned, in units of ``scaling·q·k``) replaces the quantile thresholds;
-    ``control`` (a decoder with the same tokenizer, e.g. the dense control of the training) adds the
-    paired differences against its own float attention on the same tokens."""
-    check_config(made, cfg, max_tokens)
+                control: HFModel | None = None, evaluated: list[Batch] = ()) -> ModelTrace:
+    """The trace of the ``test`` batches (see the module docstring); ``seed`` seeds the intervals.
+    ``theta`` (``[layers, heads]``, learned, in units of ``scaling·q·k``) replaces the quantile
+    thresholds; ``control`` (a model of the same family and inputs, e.g. the dense control of the
+    training) adds the paired differences against its own float attention on the same examples;
+    ``evaluated`` batches count in the figures but not in the trace."""
+    longest = max(tokens_of(made, batch) for batch in test)
+    check_config(made, cfg, longest)
     settings.check(made.head_dim)
 
-    calibrating = list(batches(made, calibration, max_tokens))
-    tested = list(batches(made, test, max_tokens))
-
     def run_dense(core: Callable[..., torch.Tensor]) -> None:
-        for ids, valid in calibrating:
-            run_hooked(made, core, ids, valid)
+        for batch in calibration:
+            run_hooked(made, core, batch)
 
-    progress(f"calibrating scales on {len(calibration)} sentences")
+    examples = sum(len(batch[0]) for batch in calibration)
+    progress(f"calibrating scales on {examples} examples")
     quant = quantize.calibrate_with(run_dense, cfg, settings)
     if theta is None:
         progress(f"thresholds at the {prune:g} quantile of each head's scores")
-        threshold = quantile_thresholds(made, calibrating, cfg, quant, prune)
+        threshold = quantile_thresholds(made, calibration, cfg, quant, prune)
     elif theta.shape != (made.layers, made.heads):
         raise LeopardError(f"the thresholds have shape {list(theta.shape)}, the model "
                            f"[{made.layers}, {made.heads}] (layers, heads)")
     else:
         threshold = quantize.threshold_int(theta, quant.score_scale(), cfg)
-    longest = max(int(valid.sum(dim=1).max()) for _, valid in tested)
     parts: dict[str, list[np.ndarray]] = {}
     kept = pairs = 0
     causal = False
-    for number, (ids, valid) in enumerate(tested):
-        first = number * BATCH
-        progress(f"sentences {first + 1}-{first + len(ids)} of {len(test)} through the engine")
+    traced = sum(len(batch[0]) for batch in test)
+    first, total = 0, traced + sum(len(batch[0]) for batch in evaluated)
+    scored = made.family in hf_figures.MEASURES
+    for number, batch in enumerate((*test, *evaluated)):
+        tracing = number < len(test)
+        progress(f"examples {first + 1}-{first + len(batch[0])} of {total} through the engine")
         core = quantize.HardwareCore(cfg, quant, theta=threshold * quant.score_scale(), threshold=threshold,
-                                     capture=True)
-        logits, hook = run_hooked(made, core, ids, valid)
+                                     capture=tracing)
+        logits, hook = run_hooked(made, core, batch)
         causal = hook.causal
-        kept, pairs = kept + int(core.stats.kept.sum()), pairs + int(core.stats.pairs.sum())
-        for name, value in batch_fields(made, cfg, core.captured, first, longest).items():
-            parts.setdefault(name, []).append(value)
-        if made.family == "decoder":
-            parts.setdefault("engine", []).append(next_token_counts(logits, ids, valid))
+        if tracing:
+            kept, pairs = kept + int(core.stats.kept.sum()), pairs + int(core.stats.pairs.sum())
+            for name, value in batch_fields(made, cfg, core.captured, first, longest).items():
+                parts.setdefault(name, []).append(value)
+        if scored:
+            parts.setdefault("engine", []).append(hf_figures.counts(made.family, logits, batch))
             references = {"dense": made} if control is None else {"dense": made, "control": control}
             for name, reference in references.items():
                 with torch.no_grad():
-                    parts.setdefault(name, []).append(next_token_counts(forward(reference.model, ids, valid),
-                                                                        ids, valid))
+                    parts.setdefault(name, []).append(
+                        hf_figures.counts(made.family, forward(reference, batch), batch))
+        first += len(batch[0])
     joined = {name: np.concatenate(values) for name, values in parts.items()}
-    count = len(test)
     trace = Trace(
         config=cfg, q=joined["q"], k=joined["k"], v=joined["v"], valid_len=joined["valid_len"], causal=causal,
-        threshold=np.tile(threshold.ravel(), count), scale=np.tile(quant.score_scale().ravel(), count),
-        layer=np.tile(np.repeat(np.arange(made.layers, dtype=np.int32), made.heads), count),
-        head=np.tile(np.arange(made.heads, dtype=np.int32), count * made.layers),
+        threshold=np.tile(threshold.ravel(), traced), scale=np.tile(quant.score_scale().ravel(), traced),
+        layer=np.tile(np.repeat(np.arange(made.layers, dtype=np.int32), made.heads), traced),
+        head=np.tile(np.arange(made.heads, dtype=np.int32), traced * made.layers),
         kv_group=joined["kv_group"] if made.kv_heads < made.heads else None, source=source,
     )
     figures = None
-    if "dense" in joined:
-        figures = language_model_figures(joined["dense"], joined["engine"], seed, joined.get("control"))
+    if scored:
+        figures = hf_figures.task_figures(made.family, joined["dense"], joined["engine"], seed,
+                                          joined.get("control"))
     return ModelTrace(trace, threshold, quant, 1.0 - kept / max(pairs, 1), figures)
 
 
 def batch_fields(made: HFModel, cfg: EngineConfig, captured: list[quantize.Captured], first: int,
                  longest: int) -> dict[str, np.ndarray]:
     """One batch's trace fields (``q``, ``k``, ``v`` padded to ``longest`` tokens, ``valid_len``,
-    ``kv_group``), its sentences numbered from ``first``, problems ordered (sentence, layer, head)."""
+    ``kv_group``), its examples numbered from ``first``, problems ordered (example, layer, head)."""
     fields = {}
     for name in ("q", "k", "v"):
         stacked = np.stack([getattr(layer, name) for layer in captured], axis=1)
-        sentences, length = stacked.shape[0], stacked.shape[3]
+        examples, length = stacked.shape[0], stacked.shape[3]
         dtype = int_dtype(getattr(cfg, f"{name}_bits"))
         padded = np.zeros((*stacked.shape[:3], longest, made.head_dim), dtype)
         padded[:, :, :, :length] = stacked
         fields[name] = padded.reshape(-1, longest, made.head_dim)
     fields["valid_len"] = np.repeat(captured[0].valid_len.astype(np.int32), made.layers * made.heads)
     kv_head = np.array(kv_head_of(made.heads, made.kv_heads))
-    sentence = first + np.arange(sentences)[:, None, None]
+    example = first + np.arange(examples)[:, None, None]
     layer = np.arange(made.layers)[None, :, None]
-    group = (sentence * made.layers + layer) * made.kv_heads + kv_head
+    group = (example * made.layers + layer) * made.kv_heads + kv_head
     fields["kv_group"] = group.reshape(-1).astype(np.int32)
     return fields
 
@@ -261,26 +237,3 @@ def describe(made: HFModel) -> dict[str, Any]:
     """The model's family and attention shape, for reports."""
     return {"model": made.name, "family": made.family, "layers": made.layers, "heads": made.heads,
             "kv_heads": made.kv_heads, "head_dim": made.head_dim}
-
-
-def language_model_table(figures: dict[str, Any]) -> str:
-    """The language model's figures as a text table, values with their intervals."""
-
-    def cell(entry: dict[str, Any]) -> str:
-        low, high = entry["ci95"]
-        return f"{entry['value']:.2f} [{low:.2f}, {high:.2f}]"
-
-    rows = [("next-token accuracy, own attention (%)", cell(figures["next_token_accuracy"]["dense"])),
-            ("next-token accuracy, engine (%)", cell(figures["next_token_accuracy"]["engine"])),
-            ("change (points)", cell(figures["accuracy_change"])),
-            ("perplexity, own attention", cell(figures["perplexity"]["dense"])),
-            ("perplexity, engine", cell(figures["perplexity"]["engine"])),
-            ("perplexity change (%)", cell(figures["perplexity_change_percent"]))]
-    if "dense_control" in figures:
-        control = figures["dense_control"]
-        rows += [("next-token accuracy, dense control (%)", cell(control["next_token_accuracy"])),
-                 ("change against it (points)", cell(control["accuracy_change"])),
-                 ("perplexity, dense control", cell(control["perplexity"])),
-                 ("perplexity change against it (%)", cell(control["perplexity_change_percent"]))]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows) + f"\n({figures['tokens']} tokens)"

@@ -1,12 +1,14 @@
-"""Threshold training for a ``transformers`` decoder with its own language-model loss, through the
-hooked attention (``hf_attention.py``): one threshold per (layer, head) learned with the soft mask,
-then the weights fine-tuned under the hard mask, as ``train.py`` does for MiniLM.
+"""Threshold training for a ``transformers`` decoder with its own language-model loss, or for a vision
+classifier with its cross-entropy, through the hooked attention (``hf_attention.py``): one threshold per
+(layer, head) learned with the soft mask, then the weights fine-tuned under the hard mask, as
+``train.py`` does for MiniLM.
 
-Phases (``batch_size`` training sentences per step, padded on the right to at most ``max_tokens``;
-AdamW, gradient norm clipped at 1; the sentences visited in ``default_rng([seed, pass])`` permutations):
+Phases (one training batch per step: sentences padded on the right to at most ``max_tokens``, or
+images; AdamW, gradient norm clipped at 1; the batches visited in ``default_rng([seed, pass])``
+permutations):
 
 1. **soft** ``soft_steps`` steps: ``θ`` starts at each head's ``init_quantile`` quantile of its visible
-   scores ``scaling·q·k`` on the calibration sentences; the loss is the next-token cross-entropy plus
+   scores ``scaling·q·k`` on the calibration batches; the loss is the task's cross-entropy plus
    ``λ·mean(m)``, ``m = sigmoid((s − θ)/T)`` over every visible pair of every layer and head, ``T``
    falling geometrically from ``temperature_start`` to ``temperature_end``; ``θ`` learns at
    ``theta_lr``, the weights at ``lr``;
@@ -31,8 +33,9 @@ import torch
 from leopard.hw.errors import LeopardError
 from leopard.model.training.bert import dense_core
 from leopard.model.training.hf_attention import AttentionHook
+from leopard.model.training.hf_figures import predicted
 from leopard.model.training.hf_models import HFModel
-from leopard.model.training.hf_trace import forward, predicted, run_hooked
+from leopard.model.training.hf_trace import Batch, forward, run_hooked
 from leopard.model.training.pruned_attention import PrunedCore, Thresholds, scaled_scores, visible_pairs
 
 
@@ -66,8 +69,15 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> tor
     return (losses * counted).sum() / counted.sum().clamp_min(1)
 
 
-def initial_thresholds(made: HFModel, batches: list[tuple[torch.Tensor, torch.Tensor]],
-                       quantile: float) -> np.ndarray:
+def task_loss(made: HFModel, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The family's training loss: ``lm_loss`` for a decoder, the mean cross-entropy of the labels for
+    a classifier."""
+    if made.family == "decoder":
+        return lm_loss(logits, *batch)
+    return torch.nn.functional.cross_entropy(logits, batch[1])
+
+
+def initial_thresholds(made: HFModel, batches: list[Batch], quantile: float) -> np.ndarray:
     """``[layers, heads]``: each head's ``quantile`` quantile of its visible scaled scores."""
     seen: dict[int, list[np.ndarray]] = {}
 
@@ -78,14 +88,13 @@ def initial_thresholds(made: HFModel, batches: list[tuple[torch.Tensor, torch.Te
         seen.setdefault(layer, []).append(scores)
         return dense_core(layer, q, k, v, valid, causal)
 
-    for ids, valid in batches:
-        run_hooked(made, core, ids, valid)
+    for batch in batches:
+        run_hooked(made, core, batch)
     return np.stack([np.quantile(np.concatenate(seen[layer], axis=1), quantile, axis=1)
                      for layer in range(made.layers)])
 
 
-def train_model(made: HFModel, training: list[tuple[torch.Tensor, torch.Tensor]],
-                calibration: list[tuple[torch.Tensor, torch.Tensor]], settings: ModelTrainSettings,
+def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], settings: ModelTrainSettings,
                 progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Train ``made`` in place (see the module docstring) on ``training`` batches; returns ``θ``
     (``[layers, heads]``, in units of ``scaling·q·k``; ``None`` for the dense control) and the log."""
@@ -116,10 +125,10 @@ def train_model(made: HFModel, training: list[tuple[torch.Tensor, torch.Tensor]]
         core: Callable[..., torch.Tensor] = (
             PrunedCore(thresholds, soft=soft, temperature=temperature) if settings.prune else dense_core
         )
-        ids, valid = training[order[step]]
+        batch = training[order[step]]
         with AttentionHook(model, core):
-            logits = forward(model, ids, valid)
-        task = lm_loss(logits, ids, valid)
+            logits = forward(made, batch)
+        task = task_loss(made, logits, batch)
         loss = task + settings.lam * core.mask_mean() if settings.prune and soft else task
         optimizer.zero_grad()
         loss.backward()

@@ -1,0 +1,318 @@
+"""Commands for any ``transformers`` model through the hooked attention: ``trace-model``, ``train-model``,
+and ``train-vit`` (the small vision transformer the project trains itself). They import torch only when
+run."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from leopard.hw.errors import LeopardError
+from leopard.hw.files import write_json
+from leopard.model.training.runtime import torch_ready
+from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, number, progress
+from leopard.scripts.paths import Output, declare
+from leopard.scripts.train_commands import add_data_options, add_quant_options, data_spec
+
+if TYPE_CHECKING:
+    from leopard.model.training.hf_models import HFModel, ModelSource
+    from leopard.model.training.hf_trace import Batch
+
+FAMILY_DEFAULTS = {"decoder": {"batch_size": 8, "lr": 1e-5}, "vision": {"batch_size": 32, "lr": 1e-4}}
+"""``train-model``'s batch size and weights' learning rate when not given, per family."""
+IMAGE_BATCH = 64
+"""Images run through the model at once outside training."""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "trace-model", help="attention trace of any transformers decoder, encoder or vision model")
+    add_config_options(parser, default=None)
+    add_data_options(parser, override=False, images=True)
+    add = parser.add_argument
+    add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
+        help="a transformers checkpoint folder, a GGUF file, or smollm2 / minilm (default: smollm2)")
+    add("--prune", type=number(0, 1), default=0.8, metavar="F",
+        help="share of each head's scores below its threshold on the calibration examples (default: 0.8)")
+    add("--sentences", type=integer(1), default=8, metavar="N",
+        help="test sentences (images for a vision model) traced (default: 8)")
+    add("--evaluate", type=integer(1), metavar="N",
+        help="test examples for the accuracy figures, the traced ones first (default: the traced ones)")
+    add("--calibration-sentences", type=integer(1), default=64, metavar="N",
+        help="training sentences (images) for the scales and thresholds (default: 64)")
+    add("--seed", type=SEED, default=0, help="which examples (default: 0)")
+    add_quant_options(parser)
+    add("--thresholds", metavar="FILE.json",
+        help="learned thresholds (leopard train-model's thresholds.json) instead of --prune quantiles")
+    add("--dense-control", metavar="DIR",
+        help="a model trained on the same schedule without thresholds: paired differences against it")
+    add("--out", default="runs/model-trace", metavar="DIR",
+        help="writes DIR/trace.npz and DIR/model-trace.json (default: runs/model-trace)")
+    add("--threads", type=integer(1), help="torch threads (default: every core)")
+    declare(parser, inputs=("config", "data", "model", "thresholds", "dense_control"),
+            outputs=(Output("out", folder=True),))
+    parser.set_defaults(run=run_trace_model)
+
+    parser = commands.add_parser(
+        "train-model", help="learn per-head thresholds on a transformers decoder or vision classifier")
+    add_data_options(parser, override=False, images=True)
+    add = parser.add_argument
+    add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
+        help="a transformers decoder or image classifier: checkpoint folder, GGUF file, or smollm2 "
+             "(default: smollm2)")
+    add("--task", choices=("language-modelling", "image-classification"),
+        help="the loss: next-token for a decoder, the labels' cross-entropy for an image classifier "
+             "(default: the model's)")
+    add("--lambda", dest="lam", type=number(0), default=0.2,
+        help="weight of the mean keep-mask (default: 0.2)")
+    add("--soft-steps", type=integer(0), default=100, help="steps with soft thresholds (default: 100)")
+    add("--hard-steps", type=integer(0), default=50, help="steps with hard thresholds (default: 50)")
+    add("--batch-size", type=integer(1), metavar="N",
+        help="training examples per step (default: 8 sentences or 32 images)")
+    add("--lr", type=number(0), help="the weights' learning rate (default: 1e-5 decoder, 1e-4 vision)")
+    add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
+    add("--init-quantile", type=number(0, 1), default=0.5,
+        help="thresholds start at this quantile of each head's scores (default: 0.5)")
+    add("--calibration-sentences", type=integer(1), default=64, metavar="N",
+        help="training sentences (images) the thresholds start from (default: 64)")
+    add("--seed", type=SEED, default=0, help="training seed (default: 0)")
+    add("--dense-control", action="store_true",
+        help="train on the same schedule without thresholds (the unpruned control)")
+    add("--train-threads", type=integer(1), default=2, metavar="N",
+        help="torch threads; the trained weights depend on it (default: 2)")
+    add("--out", default="runs/train-model", metavar="DIR",
+        help="writes DIR/model (the fine-tuned weights), DIR/thresholds.json, DIR/training.json")
+    declare(parser, inputs=("data", "model"), outputs=(Output("out", folder=True),))
+    parser.set_defaults(run=run_train_model)
+
+    parser = commands.add_parser(
+        "train-vit", help="train the small vision transformer of the vision family from random weights")
+    add = parser.add_argument
+    add("--data", default="fashion-mnist", metavar="DIR",
+        help="fashion-mnist (built in) or a folder of IDX image files (default: fashion-mnist)")
+    add("--layers", type=integer(1), default=4, help="transformer blocks (default: 4)")
+    add("--heads", type=integer(1), default=3, help="attention heads (default: 3)")
+    add("--hidden", type=integer(1), default=96, help="width; the head dim is hidden / heads (default: 96)")
+    add("--mlp", type=integer(1), default=192, help="MLP width (default: 192)")
+    add("--patch", type=integer(1), default=4, help="patch side in pixels (default: 4)")
+    add("--epochs", type=number(above=0), default=2.0, help="passes over the training images (default: 2)")
+    add("--batch-size", type=integer(1), default=64, help="images per step (default: 64)")
+    add("--lr", type=number(above=0), default=2e-3, help="peak learning rate (default: 2e-3)")
+    add("--seed", type=SEED, default=0, help="initialization and order seed (default: 0)")
+    add("--train-threads", type=integer(1), default=2, metavar="N",
+        help="torch threads; the trained weights depend on it (default: 2)")
+    add("--out", default="runs/vit", metavar="DIR",
+        help="writes the checkpoint (config.json, model.safetensors) and DIR/training.json")
+    declare(parser, inputs=("data",), outputs=(Output("out", folder=True),))
+    parser.set_defaults(run=run_train_vit)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The batches a command runs a model on, and what the report says of their data."""
+
+    data: str
+    calibration: list[Batch]
+    test: list[Batch] = ()
+    evaluated: list[Batch] = ()
+    training: list[Batch] = ()
+
+
+def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0, evaluated: int = 0,
+            batch_size: int | None = None) -> _Inputs:
+    """Sentences or images for ``made``, each set in ``default_rng(seed)`` order: ``calibration`` of the
+    training split; the first ``test`` of the test split and the ``evaluated`` after them; with
+    ``batch_size``, the whole training split in whole batches of that size."""
+    import numpy as np
+
+    from leopard.model.training import capture, data, hf_trace, images
+
+    if made.family == "vision":
+        found = images.load(args.data or images.FASHION_MNIST)
+        name, train, held_out = found.name, found.train, found.test
+
+        def pick(part: Any, count: int, option: str) -> np.ndarray:
+            return images.pick(part, count, args.seed, option)
+
+        def batched(part: Any, chosen: np.ndarray, size: int = IMAGE_BATCH) -> list[Batch]:
+            return list(images.batches(part.take(chosen), size))
+    else:
+        spec = data_spec(args)
+        dataset = data.load_dataset(spec)
+        name, train, held_out = spec.data, dataset.train, dataset.test
+
+        def pick(part: Any, count: int, option: str) -> np.ndarray:
+            what = "training sentences" if part is train else "test sentences"
+            return capture.pick(part, count, args.seed, option=option, what=what)
+
+        def batched(part: Any, chosen: np.ndarray, size: int = hf_trace.BATCH) -> list[Batch]:
+            return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size))
+    inputs = _Inputs(name, batched(train, pick(train, calibration, "--calibration-sentences")))
+    if test:
+        order = pick(held_out, test + evaluated, "--evaluate")
+        inputs = _Inputs(name, inputs.calibration, batched(held_out, order[:test]),
+                         batched(held_out, order[test:]) if evaluated else [])
+    if batch_size is not None:
+        every = np.random.default_rng(args.seed).permutation(len(train))
+        whole = every[:len(every) - len(every) % batch_size]
+        inputs = _Inputs(name, inputs.calibration, training=batched(train, whole, batch_size))
+    return inputs
+
+
+def _engine_config(args: argparse.Namespace, source: ModelSource) -> Any:
+    """``--preset``/``--config``, or the first preset with the model's head dim."""
+    from leopard.hw.config import PRESETS
+
+    cfg = config_from_args(args) or next(
+        (config for config in PRESETS.values() if config.head_dim == source.head_dim), None)
+    if cfg is None:
+        raise LeopardError(f"no preset has head dim {source.head_dim}; pass a --config with it")
+    return cfg
+
+
+def run_trace_model(args: argparse.Namespace) -> None:
+    torch_ready(args.threads)
+    from leopard.model.reference import trace as trace_file
+    from leopard.model.training import hf_figures, hf_models, hf_trace
+    from leopard.model.training.quantize import QuantSettings
+
+    source_model = hf_models.find(args.model)
+    cfg = _engine_config(args, source_model)
+    hf_trace.check_config(source_model, cfg, args.max_tokens)
+    evaluate = args.evaluate or args.sentences
+    if evaluate < args.sentences:
+        raise LeopardError(f"--evaluate {evaluate} is under --sentences {args.sentences}: the traced "
+                           "examples are evaluated too")
+    quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
+                          clip_q_percentile=args.clip_q_percentile)
+    theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
+    control_source = None if args.dense_control is None else hf_models.find(args.dense_control)
+    if control_source is not None and control_source.family != source_model.family:
+        raise LeopardError(f"--dense-control {args.dense_control} is a {control_source.family}, the model a "
+                           f"{source_model.family}: the control must be the same kind of model")
+    if control_source is not None and source_model.family not in hf_figures.MEASURES:
+        raise LeopardError("--dense-control compares task figures: give a decoder or an image classifier")
+    progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
+    made = source_model.load()
+    control = None if control_source is None else control_source.load()
+    inputs = _inputs(args, made, args.calibration_sentences, args.sentences, evaluate - args.sentences)
+    unit = "images" if made.family == "vision" else "sentences"
+    kind = f"quantile {args.prune:g} thresholds" if theta is None else "learned thresholds"
+    source = (f"leopard trace-model: {args.model}, {args.sentences} test {unit} of {inputs.data} "
+              f"(seed {args.seed}), {kind}, problems ordered ({unit[:-1]}, layer, head)")
+    traced = hf_trace.model_trace(made, cfg, inputs.calibration, list(inputs.test), args.prune, quant,
+                                  args.seed, source, progress, theta, control, list(inputs.evaluated))
+    out = Path(args.out)
+    figures = {
+        **hf_trace.describe(made), "config": cfg.to_dict(), "data": inputs.data, "seed": args.seed,
+        "calibration_sentences": args.calibration_sentences, "sentences": args.sentences,
+        "evaluated": evaluate,
+        "quantization": {"clip_percentile": quant.clip_percentile,
+                         "clip_q_percentile": quant.clip_q_percentile, "key_block": quant.key_block},
+        "prune_target": None if theta is not None else args.prune, "thresholds": args.thresholds,
+        "dense_control": args.dense_control, "scores_pruned": round(traced.pruned, 6),
+        "threshold_int": traced.threshold.tolist(),
+    }
+    if traced.figures is not None:
+        figures[hf_figures.REPORT_KEY[made.family]] = traced.figures
+    out.mkdir(parents=True, exist_ok=True)
+    trace_file.save(traced.trace, out / "trace.npz")
+    write_json(out / "model-trace.json", figures)
+    print(f"{made.name}: {made.family}, {made.layers} layers, {made.heads} heads ({made.kv_heads} key/value "
+          f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the traced scores pruned")
+    if traced.figures is not None:
+        print(hf_figures.table(made.family, traced.figures))
+    print(f"wrote {out / 'trace.npz'} ({traced.trace.count} problems of {traced.trace.length} tokens) and "
+          f"{out / 'model-trace.json'}; next: leopard golden --trace {out / 'trace.npz'} --out REPORT.json")
+
+
+def _learned_thresholds(path: str) -> Any:
+    """``θ`` ``[layers, heads]`` from a ``thresholds.json`` of ``leopard train-model``."""
+    import numpy as np
+
+    from leopard.hw.files import read_json
+
+    values = read_json(path, "thresholds").get("theta")
+    try:
+        theta = np.array(values, np.float64)
+    except (TypeError, ValueError):
+        theta = np.empty(0)
+    if theta.ndim != 2 or not np.isfinite(theta).all():
+        raise LeopardError(f"{path}: 'theta' must be a [layers][heads] table of numbers")
+    return theta
+
+
+TASKS = {"decoder": "language-modelling", "vision": "image-classification"}
+
+
+def run_train_model(args: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    torch_ready(args.train_threads)
+    from leopard.model.training import hf_models, hf_train
+
+    source_model = hf_models.find(args.model)
+    task = TASKS.get(source_model.family)
+    if task is None:
+        raise LeopardError(f"{args.model} is an {source_model.family}; train-model trains decoders and image "
+                           "classifiers (leopard train trains the MiniLM classifier)")
+    if args.task is not None and args.task != task:
+        raise LeopardError(f"--task {args.task} does not fit {args.model}, a {source_model.family}: its task "
+                           f"is {task}")
+    defaults = FAMILY_DEFAULTS[source_model.family]
+    batch_size = args.batch_size or defaults["batch_size"]
+    settings = hf_train.ModelTrainSettings(
+        lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps, batch_size=batch_size,
+        lr=defaults["lr"] if args.lr is None else args.lr, theta_lr=args.theta_lr,
+        init_quantile=args.init_quantile, seed=args.seed, prune=not args.dense_control,
+    )
+    settings.check()
+    progress(f"loading {args.model}")
+    made = source_model.load()
+    inputs = _inputs(args, made, args.calibration_sentences, batch_size=batch_size)
+    began = time.monotonic()
+    trained = hf_train.train_model(made, list(inputs.training), inputs.calibration, settings, progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    made.model.save_pretrained(out / "model")
+    if made.tokenizer is not None:
+        made.tokenizer.save_pretrained(out / "model")
+    theta = trained["theta"]
+    write_json(out / "thresholds.json", {
+        "model": args.model, "layers": made.layers, "heads": made.heads,
+        "theta": None if theta is None else np.round(theta, 6).tolist(),
+    })
+    write_json(out / "training.json", {"model": args.model, "task": task, "data": inputs.data,
+                                       "settings": trained["settings"], "log": trained["log"]})
+    print(f"trained in {time.monotonic() - began:.0f} s; wrote {out / 'model'}, {out / 'thresholds.json'}, "
+          f"{out / 'training.json'}")
+
+
+def run_train_vit(args: argparse.Namespace) -> None:
+    import time
+
+    torch_ready(args.train_threads)
+    from leopard.model.reference import confidence
+    from leopard.model.training import images, vit
+
+    settings = vit.VitSettings(layers=args.layers, heads=args.heads, hidden=args.hidden, mlp=args.mlp,
+                               patch=args.patch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               seed=args.seed)
+    found = images.load(args.data)
+    settings.check(found.train.pixels.shape[1])
+    began = time.monotonic()
+    model, log = vit.train(found, settings, progress)
+    right = vit.accuracy_counts(model, found.test)
+    accuracy = confidence.accuracy(right, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    write_json(out / "training.json", vit.summary(settings, found, log, accuracy))
+    low, high = accuracy["ci95"]
+    print(f"trained in {time.monotonic() - began:.0f} s: test accuracy {accuracy['value']:.2f} % "
+          f"[{low:.2f}, {high:.2f}] on {len(found.test)} images; head dim {args.hidden // args.heads}")
+    print(f"wrote {out}; next: leopard trace-model --model {out} --out DIR")
