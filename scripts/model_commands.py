@@ -75,6 +75,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
     add("--init-quantile", type=number(0, 1), default=0.5,
         help="thresholds start at this quantile of each head's scores (default: 0.5)")
+    add("--distill", type=number(0), default=0.0, metavar="W",
+        help="weight of the divergence from the model as it came in (distillation; default: 0, off)")
     add("--calibration-sentences", type=integer(1), default=64, metavar="N",
         help="training sentences (images) the thresholds start from (default: 64)")
     add("--seed", type=SEED, default=0, help="training seed (default: 0)")
@@ -97,7 +99,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--hidden", type=integer(1), default=96, help="width; the head dim is hidden / heads (default: 96)")
     add("--mlp", type=integer(1), default=192, help="MLP width (default: 192)")
     add("--patch", type=integer(1), default=4, help="patch side in pixels (default: 4)")
-    add("--epochs", type=number(above=0), default=2.0, help="passes over the training images (default: 2)")
+    add("--epochs", type=number(above=0), default=5.0, help="passes over the training images (default: 5)")
     add("--batch-size", type=integer(1), default=64, help="images per step (default: 64)")
     add("--lr", type=number(above=0), default=2e-3, help="peak learning rate (default: 2e-3)")
     add("--seed", type=SEED, default=0, help="initialization and order seed (default: 0)")
@@ -268,7 +270,7 @@ def run_train_model(args: argparse.Namespace) -> None:
     settings = hf_train.ModelTrainSettings(
         lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps, batch_size=batch_size,
         lr=defaults["lr"] if args.lr is None else args.lr, theta_lr=args.theta_lr,
-        init_quantile=args.init_quantile, seed=args.seed, prune=not args.dense_control,
+        init_quantile=args.init_quantile, distill=args.distill, seed=args.seed, prune=not args.dense_control,
     )
     settings.check()
     progress(f"loading {args.model}")

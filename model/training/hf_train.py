@@ -15,6 +15,10 @@ permutations):
 2. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falling
    linearly from ``lr`` to 0.
 
+With ``distill > 0`` both phases add ``distill · KL(teacher ‖ model)``: the teacher is the model as it
+came in (a frozen copy, its own dense float attention), the divergence taken over the predicted tokens'
+next-token distributions (decoder) or the images' class distributions, averaged.
+
 The **dense control** (``prune=False``) runs the same steps with dense attention and the same learning
 rates: what the same fine-tuning reaches without pruning. ``leopard trace-model --thresholds`` then
 runs the trained model with the learned ``θ`` in place of quantiles.
@@ -22,9 +26,10 @@ runs the trained model with the learned ``θ`` in place of quantiles.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +57,7 @@ class ModelTrainSettings:
     temperature_start: float = 0.5
     temperature_end: float = 0.05
     init_quantile: float = 0.5
+    distill: float = 0.0
     seed: int = 0
     prune: bool = True
 
@@ -60,6 +66,8 @@ class ModelTrainSettings:
             raise LeopardError("--soft-steps must be at least 1 when thresholds are learned")
         if not 0.0 <= self.init_quantile < 1.0:
             raise LeopardError(f"--init-quantile must be in [0, 1), got {self.init_quantile}")
+        if self.distill < 0:
+            raise LeopardError(f"--distill must be at least 0, got {self.distill}")
 
 
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -75,6 +83,17 @@ def task_loss(made: HFModel, logits: torch.Tensor, batch: Batch) -> torch.Tensor
     if made.family == "decoder":
         return lm_loss(logits, *batch)
     return torch.nn.functional.cross_entropy(logits, batch[1])
+
+
+def distillation_loss(made: HFModel, logits: torch.Tensor, teacher: torch.Tensor,
+                      batch: Batch) -> torch.Tensor:
+    """``KL(teacher ‖ model)`` of the output distributions, averaged over the predicted tokens of a
+    decoder's batch or over a classifier's images."""
+    if made.family == "decoder":
+        counted = predicted(batch[1])
+        logits, teacher = logits[:, :-1][counted], teacher[:, :-1][counted]
+    return torch.nn.functional.kl_div(torch.log_softmax(logits, dim=-1), torch.log_softmax(teacher, dim=-1),
+                                      log_target=True, reduction="batchmean")
 
 
 def initial_thresholds(made: HFModel, batches: list[Batch], quantile: float) -> np.ndarray:
@@ -101,6 +120,7 @@ def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], 
     settings.check()
     torch.manual_seed(settings.seed)
     model = made.model
+    teacher = replace(made, model=copy.deepcopy(model).eval()) if settings.distill else None
     thresholds = Thresholds(made.layers, made.heads)
     if settings.prune:
         progress(f"thresholds start at the {settings.init_quantile:g} quantile of each head's scores")
@@ -130,6 +150,11 @@ def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], 
             logits = forward(made, batch)
         task = task_loss(made, logits, batch)
         loss = task + settings.lam * core.mask_mean() if settings.prune and soft else task
+        if teacher is not None:
+            with torch.no_grad():
+                taught = forward(teacher, batch)
+            divergence = distillation_loss(made, logits, taught, batch)
+            loss = loss + settings.distill * divergence
         optimizer.zero_grad()
         loss.backward()
         if not soft:
@@ -139,6 +164,8 @@ def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], 
         entry = {"step": step, "phase": "soft" if soft else "hard", "loss": round(float(task.detach()), 6)}
         if settings.prune:
             entry["kept"] = round(float(core.mask_mean().detach()), 6)
+        if teacher is not None:
+            entry["distillation"] = round(float(divergence.detach()), 6)
         log.append(entry)
         if step % 10 == 0 or step == total - 1:
             kept = f", keep-mask mean {entry['kept']:.3f}" if settings.prune else ""

@@ -31,7 +31,7 @@ class VitSettings:
     hidden: int = 96
     mlp: int = 192
     patch: int = 4
-    epochs: float = 2.0
+    epochs: float = 5.0
     batch_size: int = 64
     lr: float = 2e-3
     warmup: float = 0.05
