@@ -110,6 +110,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     declare(parser, inputs=("data",), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_train_vit)
 
+    parser = commands.add_parser(
+        "model-table", help="one row per trace-model run: pruning, accuracy with intervals, speedups")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                        help="folders holding model-trace.json and golden.json (or golden-summary.json)")
+    parser.add_argument("--out", metavar="TABLE.md",
+                        help="also write the table here and TABLE.json beside it")
+    declare(parser, outputs=(Output("out", beside=(".json",)),))
+    parser.set_defaults(run=run_model_table)
+
 
 @dataclass(frozen=True)
 class _Inputs:
@@ -318,3 +327,21 @@ def run_train_vit(args: argparse.Namespace) -> None:
     print(f"trained in {time.monotonic() - began:.0f} s: test accuracy {accuracy['value']:.2f} % "
           f"[{low:.2f}, {high:.2f}] on {len(found.test)} images; head dim {args.hidden // args.heads}")
     print(f"wrote {out}; next: leopard trace-model --model {out} --out DIR")
+
+
+def run_model_table(args: argparse.Namespace) -> None:
+    from leopard.hw.files import write_atomic
+    from leopard.model.training import model_table
+
+    rows = []
+    for run in args.runs:
+        folder = Path(run)
+        if not (folder / "model-trace.json").is_file():
+            raise LeopardError(f"{run}: no model-trace.json; give folders that leopard trace-model wrote")
+        rows.append(model_table.row(folder))
+    table = model_table.markdown(rows)
+    print(table, end="")
+    if args.out:
+        write_atomic(args.out, table)
+        write_json(Path(args.out).with_suffix(".json"), rows)
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")

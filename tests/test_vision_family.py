@@ -172,6 +172,16 @@ def test_the_vision_family_runs_end_to_end_on_the_command_line(tmp_path):
     assert main(["sim", "--trace", str(out / "trace.npz"), "--sim", "icarus", "--stalls",
                  "--out", str(tmp_path / "sim.json")]) == 0
     assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
+    assert main(["golden", "--trace", str(out / "trace.npz"), "--out", str(out / "golden.json")]) == 0
+    assert main(["model-table", str(out), "--out", str(tmp_path / "table.md")]) == 0
+    golden_report = json.loads((out / "golden.json").read_text())
+    (row,) = json.loads((tmp_path / "table.json").read_text())
+    assert row["thresholds"] == "learned, λ = 1" and row["family"].startswith("vision")
+    assert row["scores pruned"] == f"{100 * golden_report['pruned_fraction']:.1f} %"
+    assert row["front end"] == f"{golden_report['speedup']:.2f}×"
+    engine = figures["accuracy"]["engine"]
+    assert row["accuracy"].startswith(f"{engine['value']:.2f} % ")
+    assert (tmp_path / "table.md").read_text().count("\n") == 3
 
 
 def test_vision_commands_refuse_what_does_not_fit(tmp_path, capsys):
@@ -201,8 +211,8 @@ def test_vision_commands_refuse_what_does_not_fit(tmp_path, capsys):
 def test_distillation_keeps_the_model_near_the_one_it_started_from():
     """With the same steps, a distillation weight leaves the hard-pruned classifier's outputs closer to
     the untrained model's own outputs than training without it does; the log records the divergence."""
-    from leopard.model.training.hf_train import distillation_loss
     from leopard.model.training.hf_trace import forward
+    from leopard.model.training.hf_train import distillation_loss
 
     batches = image_batches(16, 5)
     teacher = tiny_vit()
