@@ -5,6 +5,7 @@ run."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,9 +127,9 @@ class _Inputs:
 
     data: str
     calibration: list[Batch]
-    test: list[Batch] = ()
-    evaluated: list[Batch] = ()
-    training: list[Batch] = ()
+    test: Sequence[Batch] = ()
+    evaluated: Sequence[Batch] = ()
+    training: Sequence[Batch] = ()
 
 
 def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0, evaluated: int = 0,
@@ -162,7 +163,7 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
             return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size))
     inputs = _Inputs(name, batched(train, pick(train, calibration, "--calibration-sentences")))
     if test:
-        order = pick(held_out, test + evaluated, "--evaluate")
+        order = pick(held_out, test + evaluated, "--evaluate" if evaluated else "--sentences")
         inputs = _Inputs(name, inputs.calibration, batched(held_out, order[:test]),
                          batched(held_out, order[test:]) if evaluated else [])
     if batch_size is not None:
@@ -213,8 +214,8 @@ def run_trace_model(args: argparse.Namespace) -> None:
     kind = f"quantile {args.prune:g} thresholds" if theta is None else "learned thresholds"
     source = (f"leopard trace-model: {args.model}, {args.sentences} test {unit} of {inputs.data} "
               f"(seed {args.seed}), {kind}, problems ordered ({unit[:-1]}, layer, head)")
-    traced = hf_trace.model_trace(made, cfg, inputs.calibration, list(inputs.test), args.prune, quant,
-                                  args.seed, source, progress, theta, control, list(inputs.evaluated))
+    traced = hf_trace.model_trace(made, cfg, inputs.calibration, inputs.test, args.prune, quant, args.seed,
+                                  source, progress, theta, control, inputs.evaluated)
     out = Path(args.out)
     figures = {
         **hf_trace.describe(made), "config": cfg.to_dict(), "data": inputs.data, "seed": args.seed,

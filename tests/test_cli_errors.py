@@ -64,6 +64,8 @@ CASES = [
     ("train-model", ["train-model", "--model", "minilm", "--out", "{out}"], "train-model trains decoders and image classifiers"),
     ("train", ["train", "--model", "smollm2", "--out", "{out}"], "is a GGUF file; leopard train trains BERT checkpoint folders; leopard train-model"),
     ("train-model", ["train-model", "--soft-steps", "0", "--out", "{out}"], "--soft-steps must be at least 1"),
+    ("model-table", ["model-table", "{dir}", "--out", "{out}"], "no model-trace.json; give folders"),
+    ("train-vit", ["train-vit", "--data", "{dir}", "--out", "{out}"], "train-images-idx3-ubyte[.gz] is missing"),
 ]
 
 

@@ -111,6 +111,7 @@ class ModelSource:
         import torch
         import transformers
 
+        transformers.utils.logging.disable_progress_bar()
         options: dict[str, Any] = {"gguf_file": self.gguf} if self.gguf else {}
         loaders = {"decoder": transformers.AutoModelForCausalLM,
                    "vision": transformers.AutoModelForImageClassification}

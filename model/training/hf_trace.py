@@ -23,7 +23,7 @@ the right, ``BATCH`` at a time (``batches``); or images (``images.batches``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +112,7 @@ def check_config(made: HFModel | ModelSource, cfg: EngineConfig, max_tokens: int
         raise LeopardError(f"--max-tokens {max_tokens} is over the config's max_seq_len {cfg.max_seq_len}")
 
 
-def quantile_thresholds(made: HFModel, calibration: list[Batch],
+def quantile_thresholds(made: HFModel, calibration: Sequence[Batch],
                         cfg: EngineConfig, quant: quantize.Quantization, prune: float) -> np.ndarray:
     """``[layers, heads]`` ``θ_int``: the ``prune`` quantile of each head's visible integer scores on
     the ``calibration`` batches."""
@@ -144,10 +144,10 @@ def flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
-def model_trace(made: HFModel, cfg: EngineConfig, calibration: list[Batch], test: list[Batch], prune: float,
-                settings: quantize.QuantSettings, seed: int, source: str,
+def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], test: Sequence[Batch],
+                prune: float, settings: quantize.QuantSettings, seed: int, source: str,
                 progress: Callable[[str], None] = lambda message: None, theta: np.ndarray | None = None,
-                control: HFModel | None = None, evaluated: list[Batch] = ()) -> ModelTrace:
+                control: HFModel | None = None, evaluated: Sequence[Batch] = ()) -> ModelTrace:
     """The trace of the ``test`` batches (see the module docstring); ``seed`` seeds the intervals.
     ``theta`` (``[layers, heads]``, learned, in units of ``scaling·q·k``) replaces the quantile
     thresholds; ``control`` (a model of the same family and inputs, e.g. the dense control of the
