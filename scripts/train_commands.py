@@ -188,7 +188,8 @@ def _model_dir(args: argparse.Namespace) -> Path | None:
     source = hf_models.find(args.model)
     if source.family != "encoder" or source.gguf:
         kind = "GGUF file" if source.gguf else source.family
-        hint = "; leopard train-model trains decoders" if source.family == "decoder" else ""
+        other = source.family != "encoder"
+        hint = "; leopard train-model trains decoders and image classifiers" if other else ""
         raise LeopardError(f"--model {args.model} is a {kind}; leopard train trains BERT checkpoint "
                            f"folders{hint}")
     return source.folder
