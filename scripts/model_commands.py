@@ -5,7 +5,6 @@ run."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,9 +126,9 @@ class _Inputs:
 
     data: str
     calibration: list[Batch]
-    test: Sequence[Batch] = ()
-    evaluated: Sequence[Batch] = ()
-    training: Sequence[Batch] = ()
+    test: list[Batch]
+    evaluated: list[Batch]
+    training: list[Batch]
 
 
 def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0, evaluated: int = 0,
@@ -161,16 +160,16 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
 
         def batched(part: Any, chosen: np.ndarray, size: int = hf_trace.BATCH) -> list[Batch]:
             return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size))
-    inputs = _Inputs(name, batched(train, pick(train, calibration, "--calibration-sentences")))
+    calibrating = batched(train, pick(train, calibration, "--calibration-sentences"))
+    order = np.zeros(0, int)
     if test:
         order = pick(held_out, test + evaluated, "--evaluate" if evaluated else "--sentences")
-        inputs = _Inputs(name, inputs.calibration, batched(held_out, order[:test]),
-                         batched(held_out, order[test:]) if evaluated else [])
+    training: list[Batch] = []
     if batch_size is not None:
         every = np.random.default_rng(args.seed).permutation(len(train))
-        whole = every[:len(every) - len(every) % batch_size]
-        inputs = _Inputs(name, inputs.calibration, training=batched(train, whole, batch_size))
-    return inputs
+        training = batched(train, every[:len(every) - len(every) % batch_size], batch_size)
+    return _Inputs(name, calibrating, batched(held_out, order[:test]), batched(held_out, order[test:]),
+                   training)
 
 
 def _engine_config(args: argparse.Namespace, source: ModelSource) -> Any:
@@ -287,7 +286,7 @@ def run_train_model(args: argparse.Namespace) -> None:
     made = source_model.load()
     inputs = _inputs(args, made, args.calibration_sentences, batch_size=batch_size)
     began = time.monotonic()
-    trained = hf_train.train_model(made, list(inputs.training), inputs.calibration, settings, progress)
+    trained = hf_train.train_model(made, inputs.training, inputs.calibration, settings, progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     made.model.save_pretrained(out / "model")
