@@ -334,10 +334,16 @@ def run_model_table(args: argparse.Namespace) -> None:
     from leopard.model.training import model_table
 
     rows = []
+    written = [] if args.out is None else [Path(args.out), Path(args.out).with_suffix(".json")]
+    outputs = {path.resolve() for path in written}
     for run in args.runs:
         folder = Path(run)
         if not (folder / "model-trace.json").is_file():
             raise LeopardError(f"{run}: no model-trace.json; give folders that leopard trace-model wrote")
+        read = [folder / name for name in ("model-trace.json", "training.json", *model_table.GOLDEN_FILES)]
+        if any(path.resolve() in outputs for path in read):
+            raise LeopardError(f"--out {args.out} would replace a file of the run {run}; write the table "
+                               "elsewhere")
         rows.append(model_table.row(folder))
     table = model_table.markdown(rows)
     print(table, end="")

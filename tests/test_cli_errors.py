@@ -24,6 +24,8 @@ def inputs(tmp_path_factory):
     np.savez(folder / "empty.npz", nothing=np.zeros(1))
     (folder / "run").mkdir()
     (folder / "run" / "sim.json").write_text("{broken")
+    (folder / "model-run").mkdir()
+    (folder / "model-run" / "model-trace.json").write_text("{}")
     return folder
 
 
@@ -65,6 +67,8 @@ CASES = [
     ("train", ["train", "--model", "smollm2", "--out", "{out}"], "is a GGUF file; leopard train trains BERT checkpoint folders; leopard train-model"),
     ("train-model", ["train-model", "--soft-steps", "0", "--out", "{out}"], "--soft-steps must be at least 1"),
     ("model-table", ["model-table", "{dir}", "--out", "{out}"], "no model-trace.json; give folders"),
+    ("model-table", ["model-table", "{dir}/model-run", "--out", "{dir}/model-run/model-trace.md"],
+     "would replace a file of the run"),
     ("train-vit", ["train-vit", "--data", "{dir}", "--out", "{out}"], "train-images-idx3-ubyte[.gz] is missing"),
 ]
 
