@@ -76,6 +76,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         help="weight of the bit-plane proxy in the loss: cost-aware training (default: 0, off)")
     add("--plane-proxy", default="log", choices=("log", "sigmoid"),
         help="the differentiable planes proxy of --plane-cost (default: log)")
+    add("--distill", type=number(0), default=0.0, metavar="W",
+        help="weight of the distillation from the fine-tuned model (KL of the class distributions) "
+             "while thresholds are learned and in the hard fine-tune (default: 0, off)")
     add("--center-keys", action="store_true",
         help="take each head's mean key out of the key bias before learning the thresholds "
              "(the dense model is unchanged; key centering without hardware)")
@@ -170,7 +173,7 @@ def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
                          clip_percentile=args.clip_percentile, key_block=args.key_block,
                          clip_q_percentile=args.clip_q_percentile,
                          plane_cost=args.plane_cost, plane_proxy=args.plane_proxy,
-                         center_keys=args.center_keys)
+                         distill=args.distill, center_keys=args.center_keys)
 
 
 def _model_dir(args: argparse.Namespace) -> Path | None:

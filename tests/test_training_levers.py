@@ -16,7 +16,7 @@ from leopard.hw.errors import LeopardError
 from leopard.model.reference import golden
 from leopard.model.reference import trace as trace_file
 from leopard.model.training import bert, export, quantize
-from leopard.model.training.data import load_dataset
+from leopard.model.training.data import load_dataset, pad
 from leopard.model.training.pruned_attention import (
     PlaneCost,
     PrunedCore,
@@ -27,6 +27,7 @@ from leopard.model.training.pruned_attention import (
 from leopard.model.training.train import (
     CHECKPOINT,
     EXPORT,
+    FINETUNED,
     Trainer,
     center_keys,
     mean_keys,
@@ -125,6 +126,7 @@ def test_bad_quantization_settings_are_one_line_errors():
     with pytest.raises(LeopardError, match="--key-block must be 0 or a divisor of the head dim 4, got 3"):
         quantize.QuantSettings(key_block=3).check(4)
     for bad, message in (({"plane_cost": -1.0}, "--plane-cost must be at least 0"),
+                         ({"distill": -0.5}, "--distill must be at least 0"),
                          ({"plane_proxy": "cubic"}, "--plane-proxy must be one of log, sigmoid")):
         with pytest.raises(LeopardError, match=message):
             replace(TINY_SETTINGS, **bad).check()
@@ -360,3 +362,50 @@ def test_bench_levers_refuses_a_synthesis_report_of_another_hardware_setting(ref
                  "--work", str(tmp_path / "work")]) == 2
     assert "was made with skip_zero_planes True, not False (paper bound)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def _divergence_from(teacher: bert.Classifier, trainer: Trainer) -> float:
+    """``KL(teacher ‖ the trained model under its hard thresholds)`` over the training sentences,
+    summed."""
+    trainer.resume()
+    ids, valid = pad(trainer.train_ids)
+    with torch.no_grad():
+        taught = torch.log_softmax(teacher(ids, valid), dim=-1)
+        pruned = trainer.model.eval()(ids, valid, PrunedCore(trainer.thresholds, soft=False))
+    return float(torch.nn.functional.kl_div(torch.log_softmax(pruned, dim=-1), taught, log_target=True,
+                                            reduction="sum"))
+
+
+def test_distillation_keeps_the_pruned_model_near_the_finetuned_one(training_inputs, reference_run, tmp_path):
+    """From the same fine-tuned checkpoint and under the same thresholds (the 95th percentile, not
+    learned), a distillation weight leaves the pruned model's class distributions nearer the fine-tuned
+    model's (half the divergence or less); the log records it, a
+    resume in the middle of the pruning phases gives the same files, and a resume without
+    ``finetuned.pt`` is refused."""
+    model_dir, spec = training_inputs
+    settings = replace(TINY_SETTINGS, lam=0.0, soft_steps=2, hard_steps=30, init_percentile=95.0, theta_lr=0.0)
+    divergence = {}
+    for weight in (0.0, 10.0):
+        run_dir = tmp_path / f"distill-{weight:g}"
+        run_dir.mkdir()
+        (run_dir / CHECKPOINT).write_bytes((reference_run / FINETUNED).read_bytes())
+        train(run_dir, replace(settings, distill=weight), spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+        log = json.loads((run_dir / "train_log.json").read_text())
+        assert all(("distillation" in record) == (weight > 0 and record["phase"] != "finetune") for record in log)
+        finetuned = bert.Classifier(TINY_BERT, 2)
+        finetuned.load_state_dict(torch.load(reference_run / FINETUNED, weights_only=True)["model"])
+        trained = Trainer(run_dir, replace(settings, distill=weight), spec, TINY_ENGINE, model_dir=model_dir)
+        divergence[weight] = _divergence_from(finetuned.eval(), trained)
+    assert divergence[10.0] < 0.5 * divergence[0.0], divergence
+    distilled = replace(settings, distill=10.0)
+    interrupted = Trainer(tmp_path / "resumed", distilled, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    for _ in range(interrupted.schedule.finetune + 3):
+        interrupted.step()
+    interrupted.save()
+    (tmp_path / "orphan").mkdir()
+    (tmp_path / "orphan" / CHECKPOINT).write_bytes((tmp_path / "resumed" / CHECKPOINT).read_bytes())
+    train(tmp_path / "resumed", distilled, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
+    for name in (EXPORT, "evaluation.json", "train_log.json"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "distill-10" / name).read_bytes(), name
+    with pytest.raises(LeopardError, match="--distill needs .*finetuned.pt"):
+        train(tmp_path / "orphan", distilled, spec, TINY_ENGINE, model_dir=model_dir, progress=False)

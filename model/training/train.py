@@ -15,14 +15,17 @@ Phases, by global step (batch ``batch_size``, AdamW, gradient norm clipped at 1)
 **Cost-aware training** (``plane_cost`` W > 0): phases 2 and 3 add ``W·mean(planes)/k_bits``, a
 differentiable proxy of the bit planes the engine's bound needs per visible pair
 (``pruned_attention.plane_proxy``), with the key steps of the export's quantization, recalibrated on the
-current weights every ``RECALIBRATE_EVERY`` steps. **Key centering** (``center_keys``): each head's mean
+current weights every ``RECALIBRATE_EVERY`` steps. **Distillation** (``distill`` W > 0): phases 2 and 3 add
+``W·KL(teacher ‖ model)`` of the class distributions, averaged over the batch's sentences; the teacher is
+the fine-tuned model (``finetuned.pt``, the end of phase 1), frozen, with dense float attention and no
+dropout. **Key centering** (``center_keys``): each head's mean
 key leaves the key bias just before ``θ`` is initialized. **Quantization** (``clip_percentile``,
 ``clip_q_percentile``, ``key_block``; by default keys clipped at their 99th percentile with per-channel
 scales): how the export turns ``q`` and ``k`` into integers (``model/training/quantize.py``); without a
 plane cost it does not change the training.
 
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
-rates: the accuracy the same training reaches without pruning. Its export holds thresholds one below
+rates (and the same distillation): the accuracy the same training reaches without pruning. Its export holds thresholds one below
 the register's minimum, so the engine keeps every key.
 
 Batches: epoch ``e`` visits the training sentences in the order ``default_rng([seed, e]).permutation``,
@@ -103,6 +106,8 @@ class TrainSettings:
     """Weight ``W`` of the planes proxy in the loss (0: off)."""
     plane_proxy: str = "log"
     """``log`` or ``sigmoid``: see ``pruned_attention.plane_proxy``."""
+    distill: float = 0.0
+    """Weight ``W`` of the distillation from the fine-tuned model in phases 2 and 3 (0: off)."""
     center_keys: bool = False
     """Key centering in the model: each head's mean key over the calibration sentences is taken out of
     the key bias when the thresholds are set (see ``center_keys``)."""
@@ -130,8 +135,9 @@ class TrainSettings:
             raise LeopardError(f"init_percentile must be in [0, 100], got {self.init_percentile}")
         if self.weights_dtype not in export.WEIGHT_DTYPES:
             raise LeopardError(f"weights dtype must be one of {', '.join(export.WEIGHT_DTYPES)}")
-        if self.plane_cost < 0:
-            raise LeopardError(f"--plane-cost must be at least 0, got {self.plane_cost}")
+        for name in ("plane_cost", "distill"):
+            if getattr(self, name) < 0:
+                raise LeopardError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(self, name)}")
         if self.plane_proxy not in PLANE_PROXIES:
             raise LeopardError(
                 f"--plane-proxy must be one of {', '.join(PLANE_PROXIES)}, got {self.plane_proxy!r}"
@@ -147,7 +153,7 @@ EXPORT_FIELDS = ("clip_percentile", "key_block", "clip_q_percentile")
 """Settings that only change the export when there is no plane cost: a finished run re-exports under
 other values without training again."""
 BEFORE_LEVERS = {"clip_percentile": 100.0, "key_block": 0, "clip_q_percentile": 100.0, "plane_cost": 0.0,
-                 "plane_proxy": "log", "center_keys": False}
+                 "plane_proxy": "log", "center_keys": False, "distill": 0.0}
 """What a checkpoint or an export made before the levers existed was made with: every lever off."""
 
 
@@ -325,6 +331,7 @@ class Trainer:
             {"params": list(self.thresholds.parameters()), "weight_decay": 0.0},
         ])
         self.state = State(seconds={"finetune": 0.0, "soft": 0.0, "hard": 0.0}, log=[])
+        self.teacher: bert.Classifier | None = None
         self.calibration = calibration_batches(settings, self.train_ids)
 
     def checkpoint_fields(self) -> dict[str, Any]:
@@ -430,7 +437,8 @@ class Trainer:
             T = temperature(settings, min(step - schedule.finetune, settings.soft_steps - 1))
             core = PrunedCore(self.thresholds, soft=phase == "soft", temperature=T,
                               planes=self._plane_cost(step - schedule.finetune))
-            task = torch.nn.functional.cross_entropy(self.model(ids, valid, core), labels)
+            logits = self.model(ids, valid, core)
+            task = torch.nn.functional.cross_entropy(logits, labels)
             loss = task + settings.lam * core.mask_mean() if phase == "soft" else task
             if core.planes is not None:
                 planes = core.plane_mean()
@@ -440,6 +448,10 @@ class Trainer:
                 temperature=round(T, 6) if phase == "soft" else None,
                 mask_mean=round(core.mask_mean().item(), 6), pruned=round(core.stats.pruned_fraction(), 6),
             )
+        if settings.distill and phase != "finetune":
+            divergence = self._distillation(ids, valid, logits)
+            loss = loss + settings.distill * divergence
+            record["distillation"] = round(divergence.item(), 6)
         weights_rate = weights_lr(settings, schedule, step)
         self.optimizer.param_groups[0]["lr"] = weights_rate
         self.optimizer.param_groups[1]["lr"] = settings.theta_lr if phase == "soft" else 0.0
@@ -453,6 +465,31 @@ class Trainer:
         self.state.step += 1
         self._after_step(step + 1)
         return record
+
+    def _distillation(self, ids: torch.Tensor, valid: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``KL(teacher ‖ model)`` of the class distributions, averaged over the batch's sentences."""
+        if self.teacher is None:
+            self.teacher = self._load_teacher()
+        with torch.no_grad():
+            taught = torch.log_softmax(self.teacher(ids, valid), dim=-1)
+        return torch.nn.functional.kl_div(torch.log_softmax(logits, dim=-1), taught, log_target=True,
+                                          reduction="batchmean")
+
+    def _load_teacher(self) -> bert.Classifier:
+        """The fine-tuned model, frozen, in eval mode: from ``finetuned.pt``, or the model itself when the
+        run stands at the end of fine-tuning (a run resumed from another run's ``finetuned.pt``, as a
+        sweep's are), saved as this run's ``finetuned.pt`` for later resumes."""
+        path = self.run_dir / FINETUNED
+        teacher = bert.Classifier(self.model.bert.config, len(self.dataset.label_names))
+        if path.exists():
+            teacher.load_state_dict(torch.load(path, weights_only=True)["model"])
+        elif self.state.step == self.schedule.finetune:
+            teacher.load_state_dict(self.model.state_dict())
+            self.save(FINETUNED)
+        else:
+            raise LeopardError(f"--distill needs {path}, the end of fine-tuning, to resume; "
+                               f"use a new --out folder")
+        return teacher.eval().requires_grad_(False)
 
     def _ensure_thresholds(self) -> None:
         """Set ``θ`` to each head's ``init_percentile`` percentile unless that was done (centering the
