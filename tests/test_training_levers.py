@@ -407,5 +407,5 @@ def test_distillation_keeps_the_pruned_model_near_the_finetuned_one(training_inp
     train(tmp_path / "resumed", distilled, spec, TINY_ENGINE, model_dir=model_dir, progress=False)
     for name in (EXPORT, "evaluation.json", "train_log.json"):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "distill-10" / name).read_bytes(), name
-    with pytest.raises(LeopardError, match="--distill needs .*finetuned.pt"):
+    with pytest.raises(LeopardError, match=r"--distill needs .*finetuned\.pt"):
         train(tmp_path / "orphan", distilled, spec, TINY_ENGINE, model_dir=model_dir, progress=False)

@@ -25,8 +25,8 @@ scales): how the export turns ``q`` and ``k`` into integers (``model/training/qu
 plane cost it does not change the training.
 
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
-rates (and the same distillation): the accuracy the same training reaches without pruning. Its export holds thresholds one below
-the register's minimum, so the engine keeps every key.
+rates (and the same distillation): the accuracy the same training reaches without pruning. Its export
+holds thresholds one below the register's minimum, so the engine keeps every key.
 
 Batches: epoch ``e`` visits the training sentences in the order ``default_rng([seed, e]).permutation``,
 ``batch_size`` at a time (the last partial batch is dropped), so a resumed run sees the batches an
@@ -136,8 +136,9 @@ class TrainSettings:
         if self.weights_dtype not in export.WEIGHT_DTYPES:
             raise LeopardError(f"weights dtype must be one of {', '.join(export.WEIGHT_DTYPES)}")
         for name in ("plane_cost", "distill"):
-            if getattr(self, name) < 0:
-                raise LeopardError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value < 0:
+                raise LeopardError(f"--{name.replace('_', '-')} must be at least 0, got {value}")
         if self.plane_proxy not in PLANE_PROXIES:
             raise LeopardError(
                 f"--plane-proxy must be one of {', '.join(PLANE_PROXIES)}, got {self.plane_proxy!r}"
