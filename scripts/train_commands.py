@@ -59,28 +59,65 @@ def add_data_options(parser: argparse.ArgumentParser, *, override: bool, images:
         help="tokens per sentence with [CLS] and [SEP] (default: 64)")
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+BERT_DEFAULTS = {"soft_steps": 200, "hard_steps": 100, "train_threads": 1, "batch_size": 16, "lr": 5e-5,
+                 "init_quantile": 0.3, "calibration_sentences": 256}
+"""What ``train`` and ``sweep`` take when an option is not given and the model is a BERT checkpoint (the
+project's own BERT, ``model/training/train.py``)."""
+HOOKED_DEFAULTS = {"soft_steps": 100, "hard_steps": 50, "train_threads": 2, "calibration_sentences": 64,
+                   "init_quantile": 0.5}
+"""The same for a decoder or an image classifier, trained through the hooked attention (``train-model``'s
+defaults; the batch size and learning rate are the family's)."""
+BERT_ONLY = {"epochs": DEFAULTS["epochs"], "plane_cost": 0.0, "plane_proxy": "log", "center_keys": False}
+"""Options of the BERT path alone, with their defaults: refused when changed for a hooked model."""
+TRACE_OPTIONS = {"clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "clip_q_percentile": 100.0,
+                 "key_block": levers.DEFAULT_KEY_BLOCK, "preset": None, "config": None}
+"""Options a hooked model takes when it is traced (``trace-model``), not when it is trained."""
+TASKS = ("classification", "language-modelling", "image-classification")
+
+
+def _add_train_options(parser: argparse.ArgumentParser, *, any_model: bool = False) -> None:
+    """The options of ``sweep`` (a BERT checkpoint) or, with ``any_model``, of ``train`` (any family)."""
     add_config_options(parser)
-    add_data_options(parser, override=False)
+    add_data_options(parser, override=False, images=any_model)
     add = parser.add_argument
     add("--epochs", type=number(0), default=DEFAULTS["epochs"],
-        help="fine-tuning length in passes over the training sentences (default: 0.5)")
-    add("--soft-steps", type=integer(2), default=200, help="steps with soft thresholds (default: 200)")
-    add("--hard-steps", type=integer(0), default=100, help="steps with hard thresholds (default: 100)")
+        help="BERT: fine-tuning length in passes over the training sentences (default: 0.5)")
+    add("--soft-steps", type=integer(2), help="steps with soft thresholds (default: 200; 100 hooked)")
+    add("--hard-steps", type=integer(0), help="steps with hard thresholds (default: 100; 50 hooked)")
     add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
+    add("--batch-size", type=integer(1), metavar="N",
+        help="training examples per step (default: 16 sentences for BERT, 8 for a decoder, 32 images)")
+    add("--lr", type=number(above=0),
+        help="the weights' learning rate (default: 5e-5 BERT, 1e-5 decoder, 1e-4 vision)")
+    add("--init-quantile", type=number(0, 1), metavar="Q",
+        help="thresholds start at this quantile of each head's scores (default: 0.3 BERT, 0.5 hooked)")
+    add("--calibration-sentences", type=integer(1), metavar="N",
+        help="training sentences (images) the thresholds and scales start from (default: 256 BERT, "
+             "64 hooked)")
     add("--seed", type=SEED, default=DEFAULTS["seed"], help="training seed (default: 0)")
-    add("--model", metavar="DIR", help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
-    add("--train-threads", dest="train_threads", type=integer(1), default=1, metavar="N",
-        help="torch threads; the trained weights depend on it (default: 1)")
+    if any_model:
+        add("--model", metavar="DIR|FILE.gguf|NAME",
+            help="a BERT checkpoint folder (default: all-MiniLM-L6-v2), or a transformers decoder or image "
+                 "classifier (a checkpoint folder, a GGUF file, smollm2), trained through the hooked "
+                 "attention; the family is read from its config")
+        add("--task", choices=TASKS,
+            help="the loss: the labels' cross-entropy (classification, BERT), next-token (decoder) or "
+                 "image classification (default: the model's)")
+    else:
+        add("--model", metavar="DIR",
+            help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
+    add("--train-threads", dest="train_threads", type=integer(1), metavar="N",
+        help="torch threads; the trained weights depend on it (default: 1 BERT, 2 hooked)")
     add("--plane-cost", type=number(0), default=0.0, metavar="W",
-        help="weight of the bit-plane proxy in the loss: cost-aware training (default: 0, off)")
+        help="BERT: weight of the bit-plane proxy in the loss, cost-aware training (default: 0, off)")
     add("--plane-proxy", default="log", choices=("log", "sigmoid"),
-        help="the differentiable planes proxy of --plane-cost (default: log)")
+        help="BERT: the differentiable planes proxy of --plane-cost (default: log)")
     add("--distill", type=number(0), default=0.0, metavar="W",
-        help="weight of the distillation from the fine-tuned model (KL of the class distributions) "
-             "while thresholds are learned and in the hard fine-tune (default: 0, off)")
+        help="weight of the distillation (KL of the output distributions) from the model before "
+             "thresholds (BERT: the fine-tuned model) while thresholds are learned and in the hard "
+             "fine-tune (default: 0, off)")
     add("--center-keys", action="store_true",
-        help="take each head's mean key out of the key bias before learning the thresholds "
+        help="BERT: take each head's mean key out of the key bias before learning the thresholds "
              "(the dense model is unchanged; key centering without hardware)")
     add_quant_options(parser)
     add("--no-progress", action="store_true", help="no progress bar")
@@ -99,8 +136,10 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("train", help="fine-tune MiniLM, learn per-head thresholds, export")
-    _add_train_options(parser)
+    parser = commands.add_parser(
+        "train", help="learn per-head thresholds: MiniLM or any BERT (fine-tuned, exported), a decoder or a "
+                      "vision classifier")
+    _add_train_options(parser, any_model=True)
     parser.add_argument("--lambda", dest="lam", type=number(0), default=DEFAULTS["lam"],
                         help="weight of the mean keep-mask in the loss (default: 0.2)")
     parser.add_argument("--dense-control", action="store_true",
@@ -164,11 +203,21 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     return replace(spec, seed=args.split_seed, test_fraction=args.test_fraction, max_tokens=args.max_tokens)
 
 
+def _given_or(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` with the options ``args`` gives in their place."""
+    return {name: default if getattr(args, name) is None else getattr(args, name)
+            for name, default in defaults.items()}
+
+
 def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
     from leopard.model.training.train import TrainSettings
 
-    return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
-                         theta_lr=args.theta_lr, seed=args.seed, threads=args.train_threads,
+    given = _given_or(args, BERT_DEFAULTS)
+    return TrainSettings(lam=lam, epochs=args.epochs, soft_steps=given["soft_steps"],
+                         hard_steps=given["hard_steps"], batch_size=given["batch_size"], lr=given["lr"],
+                         init_percentile=round(100 * given["init_quantile"], 6),
+                         calibration_sentences=given["calibration_sentences"],
+                         theta_lr=args.theta_lr, seed=args.seed, threads=given["train_threads"],
                          prune=not getattr(args, "dense_control", False),
                          clip_percentile=args.clip_percentile, key_block=args.key_block,
                          clip_q_percentile=args.clip_q_percentile,
@@ -178,27 +227,57 @@ def _settings(args: argparse.Namespace, lam: float) -> TrainSettings:
 
 def _model_dir(args: argparse.Namespace) -> Path | None:
     """The BERT checkpoint folder ``--model`` names (a folder, ``minilm``, or a folder whose config has
-    no ``model_type``, as the project's own BERT writes it); a one-line error for anything else, pointing
-    a decoder to ``train-model``."""
+    no ``model_type``, as the project's own BERT writes it); a one-line error for anything else."""
     if args.model is None:
         return None
-    from leopard.hw.files import read_json
     from leopard.model.training import hf_models
 
-    config = Path(args.model) / "config.json"
-    if config.is_file() and "model_type" not in read_json(config, "model config"):
+    if _own_bert(args.model):
         return Path(args.model)
     source = hf_models.find(args.model)
     if source.family != "encoder" or source.gguf:
         kind = "GGUF file" if source.gguf else source.family
-        other = source.family != "encoder"
-        hint = "; leopard train-model trains decoders and image classifiers" if other else ""
-        raise LeopardError(f"--model {args.model} is a {kind}; leopard train trains BERT checkpoint "
-                           f"folders{hint}")
+        raise LeopardError(f"--model {args.model} is a {kind}; leopard sweep trains BERT checkpoint folders "
+                           f"(leopard train trains the others)")
     return source.folder
 
 
+def _own_bert(model: str) -> bool:
+    """Whether ``model`` is a checkpoint folder whose config has no ``model_type`` (the project's BERT)."""
+    from leopard.hw.files import read_json
+
+    config = Path(model) / "config.json"
+    return config.is_file() and "model_type" not in read_json(config, "model config")
+
+
+def _hooked_family(args: argparse.Namespace) -> str | None:
+    """The family of ``--model`` when it trains through the hooked attention (a decoder, an image
+    classifier or a GGUF file), ``None`` for a BERT checkpoint; ``--task`` checked against it."""
+    family = None
+    if args.model is not None and not _own_bert(args.model):
+        from leopard.model.training import hf_models
+
+        source = hf_models.find(args.model)
+        family = None if source.family == "encoder" and not source.gguf else source.family
+    task = "classification" if family is None else HOOKED_TASKS.get(family)
+    if task is None:
+        raise LeopardError(f"--model {args.model} is a GGUF {family}; leopard train takes a GGUF decoder, or "
+                           "an encoder as a checkpoint folder")
+    if args.task is not None and args.task != task:
+        what = "a BERT checkpoint" if family is None else f"a {family}"
+        raise LeopardError(f"--task {args.task} does not fit {args.model or 'MiniLM'}, {what}: its task is "
+                           f"{task}")
+    return family
+
+
+HOOKED_TASKS = {"decoder": "language-modelling", "vision": "image-classification"}
+
+
 def run_train(args: argparse.Namespace) -> None:
+    family = _hooked_family(args)
+    if family is not None:
+        _train_hooked(args, family)
+        return
     torch_ready()
     from leopard.model.training.train import train
 
@@ -206,6 +285,22 @@ def run_train(args: argparse.Namespace) -> None:
                     model_dir=_model_dir(args), progress=not args.no_progress)
     print(report.table(_headline(summary)))
     print(f"wrote {Path(args.out) / 'export.npz'} and {Path(args.out) / 'evaluation.json'}")
+
+
+def _train_hooked(args: argparse.Namespace, family: str) -> None:
+    """``train`` on a decoder or an image classifier: ``train-model`` with these options, after refusing
+    the options of the BERT path and of tracing."""
+    from leopard.scripts import model_commands
+
+    for name, default in {**BERT_ONLY, **TRACE_OPTIONS}.items():
+        if getattr(args, name) != default:
+            option = "--" + name.replace("_", "-")
+            where = "tracing (leopard trace-model)" if name in TRACE_OPTIONS else "BERT checkpoints"
+            raise LeopardError(f"{option} applies to {where}; --model {args.model} is a {family} trained "
+                               "through the hooked attention: drop it")
+    for name, value in _given_or(args, HOOKED_DEFAULTS).items():
+        setattr(args, name, value)
+    model_commands.run_train_model(args)
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:

@@ -143,8 +143,8 @@ def test_vision_threshold_training_moves_the_thresholds():
 
 
 def test_the_vision_family_runs_end_to_end_on_the_command_line(tmp_path):
-    """train-vit on a tiny IDX set learns it; train-model learns thresholds on the trained ViT (with
-    distillation) and its dense control beside; trace-model traces it with those thresholds and the control; the trace
+    """train-vit on a tiny IDX set learns it; train (the family read from the model's config) learns
+    thresholds on the trained ViT (with distillation) and train-model its dense control beside; trace-model traces it with those thresholds and the control; the trace
     runs exactly on the emitted Verilog (Icarus, random stalls)."""
     data = str(write_idx_set(tmp_path / "set"))
     vit = tmp_path / "vit"
@@ -155,7 +155,7 @@ def test_the_vision_family_runs_end_to_end_on_the_command_line(tmp_path):
     assert trained["test_accuracy"]["value"] > 70 and trained["train_images"] == 96
     common = ["--model", str(vit), "--data", data, "--soft-steps", "3", "--hard-steps", "2",
               "--calibration-sentences", "16", "--batch-size", "16"]
-    assert main(["train-model", *common, "--lambda", "1", "--distill", "0.5", "--out", str(tmp_path / "pruned")]) == 0
+    assert main(["train", *common, "--lambda", "1", "--distill", "0.5", "--out", str(tmp_path / "pruned")]) == 0
     assert main(["train-model", *common, "--dense-control", "--out", str(tmp_path / "control")]) == 0
     assert json.loads((tmp_path / "pruned" / "training.json").read_text())["task"] == "image-classification"
     out = tmp_path / "traced"
