@@ -93,7 +93,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "train-vit", help="train the small vision transformer of the vision family from random weights")
     add = parser.add_argument
     add("--data", default="fashion-mnist", metavar="DIR",
-        help="fashion-mnist (built in) or a folder of IDX image files (default: fashion-mnist)")
+        help="fashion-mnist (built in), a folder of IDX image files, or train/ and test/ folders of one "
+             "folder of PNG images per class (default: fashion-mnist)")
     add("--layers", type=integer(1), default=4, help="transformer blocks (default: 4)")
     add("--heads", type=integer(1), default=3, help="attention heads (default: 3)")
     add("--hidden", type=integer(1), default=96, help="width; the head dim is hidden / heads (default: 96)")
@@ -141,6 +142,10 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
     from leopard.model.training import capture, data, hf_trace, images
 
     if made.family == "vision":
+        channels = getattr(made.model.config, "num_channels", 1)
+        if channels != 1:
+            raise LeopardError(f"--model {args.model} takes {channels} image channels; the images are read "
+                               "as one grayscale channel, so give a model with num_channels 1")
         found = images.load(args.data or images.FASHION_MNIST)
         name, train, held_out = found.name, found.train, found.test
 

@@ -45,7 +45,8 @@ def add_data_options(parser: argparse.ArgumentParser, *, override: bool, images:
         add("--data", metavar="FILE|DIR",
             help="sentences: rotten-tomatoes (built in, the default for text models) or a CSV/TSV file with "
                  "a text and a label column; images: fashion-mnist (built in, the default for vision "
-                 "models) or a folder of IDX files")
+                 "models), a folder of IDX files, or train/ and test/ folders of one folder of PNG "
+                 "images per class")
     else:
         add("--data", default="rotten-tomatoes", metavar="FILE",
             help="rotten-tomatoes (built in) or a CSV/TSV file with a text and a label column")

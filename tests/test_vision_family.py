@@ -59,6 +59,52 @@ def test_idx_folders_load_with_their_own_split_and_classes(tmp_path):
     assert pixels.shape == (1, 1, 1, 2) and pixels.flatten().tolist() == [-1.0, 1.0]
 
 
+def write_png_folder(folder, idx_folder, names=("boot", "coat", "shirt")):
+    """The images of an IDX set as PNG files in ``train/<class>/`` and ``test/<class>/``."""
+    from PIL import Image
+
+    found = images.load(str(idx_folder))
+    for split, part in (("train", found.train), ("test", found.test)):
+        for name in names:
+            (folder / split / name).mkdir(parents=True)
+        for i, (pixels, label) in enumerate(zip(part.pixels, part.labels, strict=True)):
+            Image.fromarray(pixels).save(folder / split / names[label] / f"{i:03d}.png")
+    return folder, found
+
+
+def test_an_image_folder_loads_as_its_idx_twin_in_class_folder_order(tmp_path):
+    """The PNG folder of an IDX set holds the same pixels and labels, sorted by class and file name; an
+    RGB image is read as its grayscale."""
+    from PIL import Image
+
+    folder, twin = write_png_folder(tmp_path / "png", write_idx_set(tmp_path / "idx"))
+    found = images.load(str(folder))
+    assert (len(found.train), len(found.test), found.classes) == (96, 48, 3)
+    for part, expected in ((found.train, twin.train), (found.test, twin.test)):
+        order = np.lexsort((np.arange(len(expected)), expected.labels))
+        np.testing.assert_array_equal(part.pixels, expected.pixels[order])
+        np.testing.assert_array_equal(part.labels, expected.labels[order])
+    gray = np.asarray(Image.fromarray(twin.test.pixels[0]).convert("RGB").convert("L"))
+    Image.fromarray(twin.test.pixels[0]).convert("RGB").save(folder / "test" / "boot" / "000.png")
+    np.testing.assert_array_equal(images.load(str(folder)).test.pixels[0], gray)
+
+
+def test_bad_image_class_folders_are_refused_in_one_line(tmp_path):
+    from PIL import Image
+
+    folder, _ = write_png_folder(tmp_path / "png", write_idx_set(tmp_path / "idx"))
+    Image.new("L", (14, 28)).save(folder / "train" / "coat" / "zz.png")
+    with pytest.raises(LeopardError, match=r"zz\.png: 14×28 pixels, the others 28×28"):
+        images.load(str(folder))
+    (folder / "train" / "coat" / "zz.png").write_bytes(b"not an image")
+    with pytest.raises(LeopardError, match=r"zz\.png: not a readable image"):
+        images.load(str(folder))
+    (folder / "train" / "coat" / "zz.png").unlink()
+    (folder / "test" / "dress").mkdir()
+    with pytest.raises(LeopardError, match="train/ and test/ must hold the same class folders"):
+        images.load(str(folder))
+
+
 def test_bad_image_folders_are_refused_in_one_line(tmp_path):
     folder = write_idx_set(tmp_path / "set")
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -70,7 +116,7 @@ def test_bad_image_folders_are_refused_in_one_line(tmp_path):
     (folder / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(47)))
     with pytest.raises(LeopardError, match="48 test images but 47 labels"):
         images.load(str(folder))
-    with pytest.raises(LeopardError, match="not fashion-mnist or a folder"):
+    with pytest.raises(LeopardError, match="not fashion-mnist, a folder of IDX image files or one of train"):
         images.load(str(tmp_path / "nowhere"))
 
 

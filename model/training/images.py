@@ -2,6 +2,9 @@
 ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), or any folder holding the same four
 IDX files (MNIST's format: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-…``, each
 optionally ``.gz``). The split is the files' own: 60,000 training and 10,000 test images of Fashion-MNIST.
+Or a folder of image files in the ``torchvision`` ``ImageFolder`` layout: ``train/<class>/`` and
+``test/<class>/`` holding PNG (or JPEG) files of one size, the classes numbered in the sorted order of
+their folder names (the same names on both sides), every image read as one grayscale channel.
 
 A model sees an image as one channel of ``pixel / 127.5 − 1`` (``pixel_values``).
 """
@@ -60,7 +63,8 @@ def folder_of(name: str) -> Path:
         return FASHION_MNIST_DIR
     folder = Path(name)
     if not folder.is_dir():
-        raise LeopardError(f"--data {name}: not {FASHION_MNIST} or a folder of IDX image files")
+        raise LeopardError(f"--data {name}: not {FASHION_MNIST}, a folder of IDX image files or one of "
+                           "train/ and test/ class folders of images")
     return folder
 
 
@@ -89,9 +93,61 @@ def _part(folder: Path, stem: str) -> Path:
                        f"{', '.join(name for pair in FILES.values() for name in pair)})")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """``[H, W]`` uint8 grayscale pixels of an image file, or a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), np.uint8)
+    except (OSError, UnidentifiedImageError) as error:
+        raise LeopardError(f"{path}: not a readable image ({error})") from None
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    classes = sorted(path for path in folder.iterdir() if path.is_dir())
+    if not classes:
+        raise LeopardError(f"{folder}: no class folders (an image folder holds train/<class>/ and "
+                           "test/<class>/ of PNG or JPEG files)")
+    return classes
+
+
+def load_image_folder(folder: Path, name: str) -> ImageSet:
+    """The images of a ``train/<class>/``, ``test/<class>/`` folder (see the module docstring)."""
+    digest = hashlib.sha256()
+    names = [path.name for path in _class_folders(folder / "train")]
+    if [path.name for path in _class_folders(folder / "test")] != names:
+        raise LeopardError(f"{folder}: train/ and test/ must hold the same class folders")
+    parts, shape = {}, None
+    for split in FILES:
+        pixels, labels = [], []
+        for label, class_name in enumerate(names):
+            files = sorted(path for path in (folder / split / class_name).iterdir()
+                           if path.suffix.lower() in IMAGE_SUFFIXES)
+            for path in files:
+                image = _read_image(path)
+                if shape is None:
+                    shape = image.shape
+                if image.shape != shape:
+                    raise LeopardError(f"{path}: {image.shape[1]}×{image.shape[0]} pixels, the others "
+                                       f"{shape[1]}×{shape[0]}; resize the images to one size")
+                digest.update(f"{split}/{class_name}/{path.name}\0".encode() + path.read_bytes())
+                pixels.append(image)
+                labels.append(label)
+        if not pixels:
+            raise LeopardError(f"{folder / split}: no PNG or JPEG images in its class folders")
+        parts[split] = Images(np.stack(pixels), np.array(labels, np.int64))
+    return ImageSet(name, parts["train"], parts["test"], len(names), digest.hexdigest())
+
+
 def load(name: str) -> ImageSet:
     """The images of ``--data name`` (see the module docstring)."""
     folder = folder_of(name)
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        return load_image_folder(folder, name)
     digest = hashlib.sha256()
     parts = {}
     for split, (pixels_stem, labels_stem) in FILES.items():
