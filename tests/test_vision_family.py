@@ -235,6 +235,10 @@ def test_vision_commands_refuse_what_does_not_fit(tmp_path, capsys):
     vit = tmp_path / "vit"
     assert main(["train-vit", "--data", data, "--layers", "1", "--heads", "2", "--hidden", "8", "--mlp", "16",
                  "--patch", "14", "--epochs", "0.2", "--batch-size", "16", "--out", str(vit)]) == 0
+    rgb = tmp_path / "rgb"
+    config = transformers.ViTConfig.from_pretrained(vit)
+    config.num_channels = 3
+    transformers.ViTForImageClassification(config).save_pretrained(rgb)
     capsys.readouterr()
     cases = [
         (["train-vit", "--data", data, "--patch", "5", "--out", str(tmp_path / "a")], "--patch 5 must divide"),
