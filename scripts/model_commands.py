@@ -13,8 +13,8 @@ from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model.training.runtime import torch_ready
 from leopard.scripts.common import SEED, add_config_options, config_from_args, integer, number, progress
+from leopard.scripts.data_options import add_data_options, add_quant_options, data_spec
 from leopard.scripts.paths import Output, declare
-from leopard.scripts.train_commands import add_data_options, add_quant_options, data_spec
 
 if TYPE_CHECKING:
     from leopard.model.training.hf_models import HFModel, ModelSource
