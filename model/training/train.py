@@ -18,11 +18,10 @@ differentiable proxy of the bit planes the engine's bound needs per visible pair
 current weights every ``RECALIBRATE_EVERY`` steps. **Distillation** (``distill`` W > 0): phases 2 and 3 add
 ``W·KL(teacher ‖ model)`` of the class distributions, averaged over the batch's sentences; the teacher is
 the fine-tuned model (``finetuned.pt``, the end of phase 1), frozen, with dense float attention and no
-dropout. **Key centering** (``center_keys``): each head's mean
-key leaves the key bias just before ``θ`` is initialized. **Quantization** (``clip_percentile``,
-``clip_q_percentile``, ``key_block``; by default keys clipped at their 99th percentile with per-channel
-scales): how the export turns ``q`` and ``k`` into integers (``model/training/quantize.py``); without a
-plane cost it does not change the training.
+dropout. **Key centering** (``center_keys``): each head's mean key leaves the key bias just before ``θ``
+is initialized. **Quantization** (``clip_percentile``, ``clip_q_percentile``, ``key_block``; by default
+keys clipped at their 99th percentile with per-channel scales): how the export turns ``q`` and ``k`` into
+integers (``model/training/quantize.py``); without a plane cost it does not change the training.
 
 The **dense control** (``prune=False``) runs phases 2 and 3 as dense fine-tuning with the same learning
 rates (and the same distillation): the accuracy the same training reaches without pruning. Its export
