@@ -264,14 +264,20 @@ TASKS = {"decoder": "language-modelling", "vision": "image-classification"}
 
 
 def run_train_model(args: argparse.Namespace) -> None:
+    from leopard.model.training import hf_models
+
+    train_found_model(args, hf_models.find(args.model))
+
+
+def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> None:
+    """``train-model`` on ``source_model``, the model ``args.model`` names (its config already read)."""
     import time
 
     import numpy as np
 
     torch_ready(args.train_threads)
-    from leopard.model.training import hf_models, hf_train
+    from leopard.model.training import hf_train
 
-    source_model = hf_models.find(args.model)
     task = TASKS.get(source_model.family)
     if task is None:
         raise LeopardError(f"{args.model} is an {source_model.family}; train-model trains decoders and image "

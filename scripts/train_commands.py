@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
-from leopard.model.reference import levers, report
+from leopard.model.reference import report
 from leopard.model.training.runtime import torch_ready
 from leopard.scripts.common import (
     SEED,
@@ -28,12 +28,10 @@ from leopard.scripts.paths import Output, declare
 if TYPE_CHECKING:
     from leopard.model.training.data import Dataset, Examples
     from leopard.model.training.export import Export
+    from leopard.model.training.hf_models import ModelSource
     from leopard.model.training.train import TrainSettings
 
 DEFAULTS = {"lam": 0.2, "epochs": 0.5, "seed": 0}
-
-
-
 BERT_DEFAULTS = {"soft_steps": 200, "hard_steps": 100, "train_threads": 1, "batch_size": 16, "lr": 5e-5,
                  "init_quantile": 0.3, "calibration_sentences": 256}
 """What ``train`` and ``sweep`` take when an option is not given and the model is a BERT checkpoint (the
@@ -42,10 +40,9 @@ HOOKED_DEFAULTS = {"soft_steps": 100, "hard_steps": 50, "train_threads": 2, "cal
                    "init_quantile": 0.5}
 """The same for a decoder or an image classifier, trained through the hooked attention (``train-model``'s
 defaults; the batch size and learning rate are the family's)."""
-BERT_ONLY = {"epochs": DEFAULTS["epochs"], "plane_cost": 0.0, "plane_proxy": "log", "center_keys": False}
-"""Options of the BERT path alone, with their defaults: refused when changed for a hooked model."""
-TRACE_OPTIONS = {"clip_percentile": levers.DEFAULT_CLIP_PERCENTILE, "clip_q_percentile": 100.0,
-                 "key_block": levers.DEFAULT_KEY_BLOCK, "preset": None, "config": None}
+BERT_ONLY = ("epochs", "plane_cost", "plane_proxy", "center_keys")
+"""Options of the BERT path alone: refused when changed from their defaults for a hooked model."""
+TRACE_OPTIONS = ("clip_percentile", "clip_q_percentile", "key_block", "preset", "config")
 """Options a hooked model takes when it is traced (``trace-model``), not when it is trained."""
 TASKS = ("classification", "language-modelling", "image-classification")
 
@@ -111,7 +108,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
                         help="run folder: checkpoints, export.npz, reports; resumed when present")
     declare(parser, inputs=("config", "data", "model"), outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_train)
+    parser.set_defaults(run=run_train, not_hooked={name: parser.get_default(name)
+                                                   for name in BERT_ONLY + TRACE_OPTIONS})
 
     parser = commands.add_parser("sweep", help="train for several λ, write the trade-off table and plots")
     _add_train_options(parser)
@@ -154,7 +152,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
     declare(parser, inputs=("export", "config", "data"), outputs=(Output("out"),))
     parser.set_defaults(run=run_trace)
-
 
 
 def _given_or(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -204,33 +201,29 @@ def _own_bert(model: str) -> bool:
     return config.is_file() and "model_type" not in read_json(config, "model config")
 
 
-def _hooked_family(args: argparse.Namespace) -> str | None:
-    """The family of ``--model`` when it trains through the hooked attention (a decoder, an image
-    classifier or a GGUF file), ``None`` for a BERT checkpoint; ``--task`` checked against it."""
-    family = None
+def _hooked_source(args: argparse.Namespace) -> ModelSource | None:
+    """The model ``--model`` names when it trains through the hooked attention (a decoder, an image
+    classifier or a GGUF file), ``None`` for a BERT checkpoint (whose ``--task`` is checked here; a hooked
+    model's is checked by ``train-model``)."""
+    source = None
     if args.model is not None and not _own_bert(args.model):
         from leopard.model.training import hf_models
 
-        source = hf_models.find(args.model)
-        family = None if source.family == "encoder" and not source.gguf else source.family
-    task = "classification" if family is None else HOOKED_TASKS.get(family)
-    if task is None:
-        raise LeopardError(f"--model {args.model} is a GGUF {family}; leopard train takes a GGUF decoder, or "
-                           "an encoder as a checkpoint folder")
-    if args.task is not None and args.task != task:
-        what = "a BERT checkpoint" if family is None else f"a {family}"
-        raise LeopardError(f"--task {args.task} does not fit {args.model or 'MiniLM'}, {what}: its task is "
-                           f"{task}")
-    return family
-
-
-HOOKED_TASKS = {"decoder": "language-modelling", "vision": "image-classification"}
+        found = hf_models.find(args.model)
+        if found.gguf and found.family == "encoder":
+            raise LeopardError(f"--model {args.model} is a GGUF encoder; leopard train takes a GGUF decoder, "
+                               "or an encoder as a checkpoint folder")
+        source = None if found.family == "encoder" else found
+    if source is None and args.task not in (None, "classification"):
+        raise LeopardError(f"--task {args.task} does not fit {args.model or 'MiniLM'}, a BERT checkpoint: "
+                           "its task is classification")
+    return source
 
 
 def run_train(args: argparse.Namespace) -> None:
-    family = _hooked_family(args)
-    if family is not None:
-        _train_hooked(args, family)
+    source = _hooked_source(args)
+    if source is not None:
+        _train_hooked(args, source)
         return
     torch_ready()
     from leopard.model.training.train import train
@@ -241,20 +234,20 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.out) / 'export.npz'} and {Path(args.out) / 'evaluation.json'}")
 
 
-def _train_hooked(args: argparse.Namespace, family: str) -> None:
+def _train_hooked(args: argparse.Namespace, source: ModelSource) -> None:
     """``train`` on a decoder or an image classifier: ``train-model`` with these options, after refusing
-    the options of the BERT path and of tracing."""
+    those of the BERT path and of tracing given for it."""
     from leopard.scripts import model_commands
 
-    for name, default in {**BERT_ONLY, **TRACE_OPTIONS}.items():
+    for name, default in args.not_hooked.items():
         if getattr(args, name) != default:
             option = "--" + name.replace("_", "-")
             where = "tracing (leopard trace-model)" if name in TRACE_OPTIONS else "BERT checkpoints"
-            raise LeopardError(f"{option} applies to {where}; --model {args.model} is a {family} trained "
-                               "through the hooked attention: drop it")
+            raise LeopardError(f"{option} applies to {where}; --model {args.model} is a {source.family} "
+                               "trained through the hooked attention: drop it")
     for name, value in _given_or(args, HOOKED_DEFAULTS).items():
         setattr(args, name, value)
-    model_commands.run_train_model(args)
+    model_commands.train_found_model(args, source)
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:
