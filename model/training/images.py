@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,13 @@ def _part(folder: Path, stem: str) -> Path:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """``[H, W]`` uint8 grayscale pixels of an image file, or a one-line error."""
+def _read_image(path: Path, raw: bytes) -> np.ndarray:
+    """``[H, W]`` uint8 grayscale pixels of the image file ``path`` whose bytes are ``raw``, or a
+    one-line error."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(raw)) as image:
             return np.asarray(image.convert("L"), np.uint8)
     except (OSError, UnidentifiedImageError) as error:
         raise LeopardError(f"{path}: not a readable image ({error})") from None
@@ -122,19 +124,20 @@ def load_image_folder(folder: Path, name: str) -> ImageSet:
     if [path.name for path in _class_folders(folder / "test")] != names:
         raise LeopardError(f"{folder}: train/ and test/ must hold the same class folders")
     parts, shape = {}, None
-    for split in FILES:
+    for split in ("train", "test"):
         pixels, labels = [], []
         for label, class_name in enumerate(names):
             files = sorted(path for path in (folder / split / class_name).iterdir()
                            if path.suffix.lower() in IMAGE_SUFFIXES)
             for path in files:
-                image = _read_image(path)
+                raw = path.read_bytes()
+                image = _read_image(path, raw)
                 if shape is None:
                     shape = image.shape
                 if image.shape != shape:
                     raise LeopardError(f"{path}: {image.shape[1]}×{image.shape[0]} pixels, the others "
                                        f"{shape[1]}×{shape[0]}; resize the images to one size")
-                digest.update(f"{split}/{class_name}/{path.name}\0".encode() + path.read_bytes())
+                digest.update(f"{split}/{class_name}/{path.name}\0".encode() + raw)
                 pixels.append(image)
                 labels.append(label)
         if not pixels:
