@@ -384,6 +384,8 @@ def test_distillation_keeps_the_pruned_model_near_the_finetuned_one(training_inp
     ``finetuned.pt`` is refused."""
     model_dir, spec = training_inputs
     settings = replace(TINY_SETTINGS, lam=0.0, soft_steps=2, hard_steps=30, init_percentile=95.0, theta_lr=0.0)
+    finetuned = bert.Classifier(TINY_BERT, 2)
+    finetuned.load_state_dict(torch.load(reference_run / FINETUNED, weights_only=True)["model"])
     divergence = {}
     for weight in (0.0, 10.0):
         run_dir = tmp_path / f"distill-{weight:g}"
@@ -392,8 +394,6 @@ def test_distillation_keeps_the_pruned_model_near_the_finetuned_one(training_inp
         train(run_dir, replace(settings, distill=weight), spec, TINY_ENGINE, model_dir=model_dir, progress=False)
         log = json.loads((run_dir / "train_log.json").read_text())
         assert all(("distillation" in record) == (weight > 0 and record["phase"] != "finetune") for record in log)
-        finetuned = bert.Classifier(TINY_BERT, 2)
-        finetuned.load_state_dict(torch.load(reference_run / FINETUNED, weights_only=True)["model"])
         trained = Trainer(run_dir, replace(settings, distill=weight), spec, TINY_ENGINE, model_dir=model_dir)
         divergence[weight] = _divergence_from(finetuned.eval(), trained)
     assert divergence[10.0] < 0.5 * divergence[0.0], divergence
