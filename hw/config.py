@@ -80,8 +80,8 @@ class EngineConfig:
     """Queries whose keys may be in the lanes at once (a power of two): query ``i`` is dispatched only
     once query ``i − queries_in_flight`` has completed."""
     fifo_depth: int = 16
-    """Entries of the FIFO between the front end and its consumer (at least 3: the smallest that takes a
-    beat every cycle)."""
+    """Entries of the FIFO between the front end and its consumer (at least 4: the smallest that takes a
+    beat every cycle without the front end waiting)."""
     bus_width: int = 32
     """Data width of the memory-mapped register bus."""
     early_termination: bool = True
@@ -122,11 +122,11 @@ class EngineConfig:
         _check_range("queries_in_flight", self.queries_in_flight, 2, 16)
         if self.queries_in_flight & (self.queries_in_flight - 1):
             raise ConfigError(f"queries_in_flight must be a power of two, got {self.queries_in_flight}")
-        if self.fifo_depth == 2:
-            raise ConfigError("fifo_depth must be at least 3: a 2-entry buffered FIFO takes a beat only "
-                              "every other cycle, so the front end would stall with nothing "
-                              "back-pressuring it")
-        _check_range("fifo_depth", self.fifo_depth, 3, 4096)
+        if self.fifo_depth in (2, 3):
+            raise ConfigError(f"fifo_depth must be at least 4, got {self.fifo_depth}: a FIFO taking a beat "
+                              "every cycle holds 2, and the front end waits once its FIFO holds "
+                              "fifo_depth − 1, so it would stall with nothing back-pressuring it")
+        _check_range("fifo_depth", self.fifo_depth, 4, 4096)
         _check_range("bus_width", self.bus_width, 8, 64)
         if self.recip_index_bits > self.exp_frac_bits:
             raise ConfigError(

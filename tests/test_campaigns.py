@@ -24,7 +24,7 @@ def test_the_soak_plan_spans_the_config_space_and_follows_the_seed():
     assert min(cfg.lanes for cfg in configs) <= 2 and max(cfg.lanes for cfg in configs) >= 15
     assert {cfg.skip_zero_planes for cfg in configs} == {False, True}
     assert {point.causal for point in points} == {False, True}
-    assert min(cfg.fifo_depth for cfg in configs) == 3
+    assert min(cfg.fifo_depth for cfg in configs) == 4
     assert {cfg.queries_in_flight for cfg in configs} >= {2, 16}
 
 

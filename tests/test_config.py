@@ -36,9 +36,10 @@ def test_minilm_matches_the_model():
         ({"q_bits": 16, "k_bits": 16, "head_dim": 256, "scale_mantissa_bits": 24},
          "score_bits + scale_mantissa_bits (64) exceeds 62: narrow q_bits, k_bits or scale_mantissa_bits"),
         ({"colour": "red"}, "unknown config field 'colour'"),
-        ({"fifo_depth": 2}, "fifo_depth must be at least 3: a 2-entry buffered FIFO takes a beat only every "
-         "other cycle, so the front end would stall with nothing back-pressuring it"),
-        ({"fifo_depth": 1}, "fifo_depth must be in [3, 4096], got 1"),
+        ({"fifo_depth": 3}, "fifo_depth must be at least 4, got 3: a FIFO taking a beat every cycle holds 2, "
+         "and the front end waits once its FIFO holds fifo_depth − 1, so it would stall with nothing "
+         "back-pressuring it"),
+        ({"fifo_depth": 1}, "fifo_depth must be in [4, 4096], got 1"),
     ],
 )
 def test_impossible_configs_are_refused_with_exact_messages(changes, message):

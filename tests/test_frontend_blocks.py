@@ -51,9 +51,10 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
         pending = list(range(len(cases)))
         plane = 0
         waited = 0
-        while pending or ctx.get(lane.busy):
+        while len(results) < len(cases):
+            assert waited <= len(cases) * cfg.k_bits + 3
             ctx.set(lane.plane, plane)
-            start = bool(pending) and ctx.get(lane.free)
+            start = bool(pending) and ctx.get(lane.ready)
             ctx.set(lane.start.valid, start)
             if start:
                 j = pending.pop(0)
@@ -66,7 +67,7 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
                 processed, extension = reference.processed_planes(cases[j][1], cfg.k_bits)
                 ctx.set(lane.start.mask, sum(1 << t for t in processed) if skip else (1 << cfg.k_bits) - 1)
                 ctx.set(lane.start.sign, processed[0] == extension if skip else 1)
-            if ctx.get(lane.finishing):
+            if ctx.get(lane.decided):
                 results.append((resident[ctx.get(lane.key)], ctx.get(lane.planes), ctx.get(lane.kept),
                                 ctx.get(lane.score)))
             address = ctx.get(lane.addr)
@@ -74,7 +75,6 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
             row, t = address >> plane_bits, address & ((1 << plane_bits) - 1)
             plane = planes_of[resident[row]][t] if row in resident and t < cfg.k_bits else 0
             waited += 1
-        assert waited <= len(cases) * cfg.k_bits + 2
 
     simulate(lane, bench)
     assert [r[0] for r in results] == list(range(len(cases)))

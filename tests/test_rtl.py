@@ -18,7 +18,7 @@ CONFIGS = {
         early_termination=False, status_stream=False, lanes=3, queries_in_flight=2
     ),
     "tiny-narrow": preset("tiny").replace(lanes=1, v_lanes=1, queries_in_flight=2, status_stream=False),
-    "tiny-fifo3": preset("tiny").replace(fifo_depth=3, status_stream=False),
+    "tiny-fifo4": preset("tiny").replace(fifo_depth=4, status_stream=False),
 }
 CASES = [
     (top, sim, name)
@@ -31,10 +31,10 @@ CASES = [
     ("bitparallel-lut", "verilator", "small"),
     ("bitparallel", "verilator", "minilm"),
     ("bitparallel-lut", "verilator", "minilm"),
-    ("bitparallel", "verilator", "tiny-fifo3"),
+    ("bitparallel", "verilator", "tiny-fifo4"),
     ("frontend", "verilator", "small-skip"),
     ("frontend", "verilator", "tiny-bare"),
-    ("frontend", "verilator", "tiny-fifo3"),
+    ("frontend", "verilator", "tiny-fifo4"),
     ("engine", "icarus", "small-skip"),
     ("engine", "verilator", "tiny-narrow"),
     pytest.param("frontend", "icarus", "minilm", marks=pytest.mark.slow),

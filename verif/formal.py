@@ -84,7 +84,7 @@ class LaneProofHarness(wiring.Component):
         ]
         m.d.sync += plane.eq(lane.addr[:layouts.plane_bits(cfg)])
         score = tree_sum([q[i] * key[i] for i in range(D)])
-        with m.If(lane.finishing):
+        with m.If(lane.decided):
             m.d.comb += Assert(lane.kept == (dense | (score >= theta)))
             with m.If(lane.kept):
                 m.d.comb += Assert(lane.score == score)

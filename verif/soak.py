@@ -35,7 +35,7 @@ SPACE: dict[str, tuple[Any, ...]] = {
     "v_bits": tuple(range(4, 13)),
     "lanes": tuple(range(1, 17)),
     "max_seq_len": (16, 24, 32, 48, 64),
-    "fifo_depth": (3, 4, 8, 16),
+    "fifo_depth": (4, 6, 8, 16),
     "queries_in_flight": (2, 4, 8, 16),
     "result_buffers": (2, 3, 4),
     "skip_zero_planes": (False, True),

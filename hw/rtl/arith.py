@@ -18,6 +18,25 @@ def tree_sum(values: Sequence[ValueLike]) -> Value:
     return level[0]
 
 
+def carry_tree(m: Module, values: Sequence[ValueLike], name: str) -> Value:
+    """``tree_sum`` with every partial sum a kept wire (combinational): synthesis then maps each adder on
+    its own carry chain instead of merging the tree into one multi-operand adder built from LUTs."""
+    level = [Value.cast(v) for v in values]
+    if not level:
+        raise ValueError("carry_tree of nothing")
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        sums = []
+        for index in range(0, len(level) - 1, 2):
+            total = level[index] + level[index + 1]
+            wire = Signal(total.shape(), name=f"{name}_l{depth}_{index // 2}", attrs={"keep": 1})
+            m.d.comb += wire.eq(total)
+            sums.append(wire)
+        level = sums + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
 def popcount(bits: Sequence[ValueLike]) -> Value:
     """Number of set bits among single-bit values."""
     return tree_sum(list(bits))

@@ -55,7 +55,8 @@ class QKUnit(wiring.Component):
     consumer has ``released`` query ``i − queries_in_flight`` (the front end alone releases a query
     when it completes). ``busy`` is high from the cycle after ``start`` to the cycle the last query completes;
     ``cycles`` counts those cycles. The timing is ``model/reference/cycles.py``'s, exactly, when the outputs
-    never back-pressure; otherwise the whole unit waits (every register holds) while a FIFO is full.
+    never back-pressure; otherwise the whole unit waits (every register holds) the cycle after a FIFO
+    holds ``fifo_depth − 1`` beats.
 
     Each cycle in which keys are decided pushes one beat on ``status`` (every decided key, with its
     planes) and, when a key was kept or a query completed, one beat on ``kept``.
@@ -110,41 +111,40 @@ class QKUnit(wiring.Component):
     def _outputs(
         self, m: Module, lanes: list[BitSerialLane], tracker: CompletionTracker, enable: Signal
     ) -> None:
-        """The decided keys of each cycle into the kept and status FIFOs; ``enable`` falls (the whole
-        unit waits) while a FIFO that has a beat to take is full."""
+        """The decided keys of each cycle into the kept and status FIFOs. ``enable`` is a register: it
+        falls (the whole unit waits the next cycle) while a FIFO holds ``fifo_depth − 1`` beats or more,
+        so that a beat pushed in an enabled cycle always finds room."""
         cfg = self._cfg
-        finishing = [lane.finishing for lane in lanes]
-        kept_now = [lane.finishing & lane.kept for lane in lanes]
-        any_finishing = Signal()
-        m.d.comb += any_finishing.eq(Cat(*finishing).any())
+        decided = [lane.decided for lane in lanes]
+        kept_now = [lane.decided & lane.kept for lane in lanes]
+        any_decided = Signal()
+        m.d.comb += any_decided.eq(Cat(*decided).any())
 
         kept_fifo, kept_beat = decoupled(m, "kept_fifo", layouts.kept_beat(cfg), cfg.fifo_depth, self.kept)
         push_kept = Signal()
         m.d.comb += push_kept.eq(Cat(*kept_now).any() | (tracker.completing != 0))
-        stall = Signal()
-        stall_terms = [push_kept & ~kept_fifo.w_rdy]
+        room = [kept_fifo.level < cfg.fifo_depth - 1]
         if cfg.status_stream:
             status_fifo, status_beat = decoupled(
                 m, "status_fifo", layouts.status_beat(cfg), cfg.fifo_depth, self.status
             )
-            stall_terms.append(any_finishing & ~status_fifo.w_rdy)
+            room.append(status_fifo.level < cfg.fifo_depth - 1)
             m.d.comb += [
-                status_fifo.w_en.eq(any_finishing & ~stall),
+                status_fifo.w_en.eq(any_decided & enable),
                 status_beat.done.eq(tracker.completing),
             ]
             for index, lane in enumerate(lanes):
                 entry = status_beat.keys[index]
                 m.d.comb += [
-                    entry.valid.eq(lane.finishing),
+                    entry.valid.eq(lane.decided),
                     entry.kept.eq(lane.kept),
                     entry.query.eq(lane.query),
                     entry.key.eq(lane.key),
                     entry.planes.eq(lane.planes),
                 ]
+        m.d.sync += enable.eq(Cat(*room).all())
         m.d.comb += [
-            stall.eq(Cat(*stall_terms).any()),
-            enable.eq(~stall),
-            kept_fifo.w_en.eq(push_kept & ~stall),
+            kept_fifo.w_en.eq(push_kept & enable),
             kept_beat.done.eq(tracker.completing),
         ]
         for index, lane in enumerate(lanes):
@@ -160,8 +160,8 @@ class QKUnit(wiring.Component):
         self, m: Module, keys: KeyStore, query_unit: QueryUnit, scheduler: Scheduler,
         tracker: CompletionTracker, lanes: list[BitSerialLane], job: _JobState,
     ) -> None:
-        """The slot query's next keys onto the free lanes (``KeyStartSignature``), the next query into
-        the slot once its predecessor ``queries_in_flight`` back is released."""
+        """The slot query's next keys into the lanes' empty head registers (``KeyStartSignature``), the
+        next query into the slot once its predecessor ``queries_in_flight`` back is released."""
         cfg = self._cfg
         in_flight_ok = job.slot_query < self.released + cfg.queries_in_flight
         m.d.comb += [
@@ -178,8 +178,8 @@ class QKUnit(wiring.Component):
         ]
         for index, lane in enumerate(lanes):
             m.d.comb += [
-                scheduler.free[index].eq(lane.free),
-                tracker.finishing[index].eq(lane.finishing),
+                scheduler.free[index].eq(lane.ready),
+                tracker.finishing[index].eq(lane.decided),
                 tracker.finishing_query[index].eq(lane.query),
                 lane.enable.eq(job.enable),
                 lane.dense.eq(job.dense),
@@ -237,11 +237,11 @@ class QKUnit(wiring.Component):
         with m.Elif(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(job.enable):
-                kept_now = [lane.finishing & lane.kept for lane in lanes]
+                kept_now = [lane.decided & lane.kept for lane in lanes]
                 m.d.sync += [
                     self.kept_count.eq(self.kept_count + popcount(kept_now)),
                     self.planes_count.eq(
-                        self.planes_count + tree_sum([Mux(lane.finishing, lane.planes, 0) for lane in lanes])
+                        self.planes_count + tree_sum([Mux(lane.decided, lane.planes, 0) for lane in lanes])
                     ),
                 ]
                 with m.If(tracker.done + tracker.completing == job.queries):
@@ -254,7 +254,7 @@ class _JobState:
     slot query, its visible key count and its next key; ``enable`` is low while the unit waits."""
 
     def __init__(self, cfg: EngineConfig) -> None:
-        self.enable = Signal(name="enable")
+        self.enable = Signal(name="enable", init=1)
         self.dense = Signal(name="job_dense")
         self.causal = Signal(name="job_causal")
         self.keys = Signal(cfg.length_bits, name="job_keys")

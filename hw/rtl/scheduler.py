@@ -11,7 +11,8 @@ from leopard.hw.rtl.arith import popcount
 
 
 class Scheduler(wiring.Component):
-    """Hands the slot query's next keys to the free lanes, lowest lane first (combinational).
+    """Hands the slot query's next keys to the lanes whose head register is empty (``free``), lowest
+    lane first (combinational).
 
     With ``n`` free lanes and ``remaining`` keys left in the slot's query, the first ``min(n, remaining)``
     free lanes start keys ``next_key + 0, 1, …``; ``consume`` says the query's last key left this cycle.

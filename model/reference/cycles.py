@@ -5,13 +5,17 @@ Front end (scheduling policy):
 
 - A job is one problem: its queries in order, each against its visible keys in index order.
 - Cycle 0 is the cycle the host writes ``CTRL.start``; the first query is taken from the Q stream in
-  cycle 1 and its first keys are dispatched in cycle ``DISPATCH_START = 2``.
-- In every cycle, each free lane (idle, or finishing its key's last needed plane this cycle) takes
-  the next key of the query held in the dispatch slot. A key dispatched in cycle ``d`` that needs
-  ``p`` planes occupies its lane in cycles ``d+1 … d+p`` and frees it in cycle ``d+p``.
-- Keys of one query only are dispatched per cycle; the next query enters the slot in the cycle its
-  predecessor's last key is dispatched and may be dispatched from the next cycle.
-- A query completes in the cycle its last key is decided, or with its predecessor if that is later.
+  cycle 1 and its first keys are handed to lanes in cycle ``DISPATCH_START = 2``.
+- Each lane has a head register holding one waiting key. In every cycle, each lane whose head register
+  is empty (it was empty at the start of the cycle) is handed the next key of the query held in the
+  dispatch slot, lowest lane first.
+- A lane takes its waiting key in the first cycle ``d`` after the handing in which it is idle or
+  finishing its current key; a key that needs ``p`` planes is processed in cycles ``d+1 … d+p`` and
+  its decision is reported in cycle ``d+p+1``. The head register is empty again from cycle ``d+1``.
+- Keys of one query only are handed per cycle; the next query enters the slot in the cycle its
+  predecessor's last key is handed and may be handed from the next cycle.
+- A query completes in the cycle its last key's decision is reported, or with its predecessor if that
+  is later.
 - At most ``M = queries_in_flight`` queries are in flight: query ``i`` waits until query ``i − M`` is
   released (visible the cycle after): by the front end alone when it completes, by the back end
   when its softmax pass has read its last kept key.
@@ -36,7 +40,6 @@ Loading a key into the key store takes ``k_bits`` cycles (one plane written per 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,27 +93,35 @@ class _BackEnd:
 def job_cycles(
     cfg: EngineConfig, planes_by_query: Sequence[Sequence[int]], kept_by_query: Sequence[int] | None = None
 ) -> JobCycles:
-    """Simulate one job of an engine built from ``cfg`` (list scheduling, exact): the front end alone,
-    or with ``kept_by_query`` the whole head (its back end takes ``v_groups`` cycles per kept key and has
+    """Simulate one job of an engine built from ``cfg`` (exact): the front end alone, or with
+    ``kept_by_query`` the whole head (its back end takes ``v_groups`` cycles per kept key and has
     ``result_buffers`` result buffers)."""
     in_flight = cfg.queries_in_flight
-    free = [DISPATCH_START] * cfg.lanes
-    last_dispatch = DISPATCH_START - 1
+    head_empty = [DISPATCH_START] * cfg.lanes
+    lane_free = [DISPATCH_START] * cfg.lanes
+    slot_ready = DISPATCH_START
     done: list[int] = []
     released: list[int] = []
     finished: list[int] = []
     back = _BackEnd(cfg) if kept_by_query is not None else None
     for index, planes in enumerate(planes_by_query):
-        ready = last_dispatch + 1
+        cycle = slot_ready
         if index >= in_flight:
-            ready = max(ready, released[index - in_flight])
-        finish = 0
-        for p in planes:
-            ready = max(heapq.heappop(free), ready)
-            heapq.heappush(free, ready + p)
-            finish = max(finish, ready + p)
-        last_dispatch = ready
-        done.append(max(finish, done[-1]) if done else finish)
+            cycle = max(cycle, released[index - in_flight])
+        waiting = list(planes)
+        reported = 0
+        while True:
+            for lane in range(cfg.lanes):
+                if waiting and head_empty[lane] <= cycle:
+                    taken = max(cycle + 1, lane_free[lane])
+                    lane_free[lane] = taken + waiting.pop(0)
+                    head_empty[lane] = taken + 1
+                    reported = max(reported, lane_free[lane] + 1)
+            if not waiting:
+                break
+            cycle = max(cycle + 1, min(head_empty))
+        slot_ready = cycle + 1
+        done.append(max(reported, done[-1]) if done else reported)
         if back is None:
             released.append(done[-1] + 1)
             finished.append(done[-1])
