@@ -14,6 +14,17 @@ def query(cfg: EngineConfig) -> data.ArrayLayout:
     return data.ArrayLayout(signed(cfg.q_bits), cfg.head_dim)
 
 
+def query_pairs(cfg: EngineConfig) -> data.ArrayLayout:
+    """A query's pair sums ``q[2j] + q[2j+1]``, ``⌊D/2⌋`` signed ``q_bits + 1`` elements: with them a lane
+    adds a plane's contribution of two elements by selecting one of ``0, q[2j], q[2j+1]`` and their sum."""
+    return data.ArrayLayout(signed(cfg.q_bits + 1), cfg.head_dim // 2)
+
+
+def pair_sums(vector: list[int]) -> list[int]:
+    """``query_pairs`` of a query given as integers."""
+    return [vector[2 * j] + vector[2 * j + 1] for j in range(len(vector) // 2)]
+
+
 def key_beat(cfg: EngineConfig) -> data.StructLayout:
     """One key and the key-store row it is written to."""
     return data.StructLayout({

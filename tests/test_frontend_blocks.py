@@ -62,6 +62,7 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
                 resident[j % cfg.max_seq_len] = j
                 ctx.set(lane.start.key, j % cfg.max_seq_len)
                 ctx.set(lane.start.q, q)
+                ctx.set(lane.start.pairs, layouts.pair_sums(q))
                 ctx.set(lane.start.pos, sum(max(x, 0) for x in q))
                 ctx.set(lane.start.limit, theta + sum(max(x, 0) for x in q) - 1)
                 processed, extension = reference.processed_planes(cases[j][1], cfg.k_bits)
@@ -125,7 +126,7 @@ def test_key_store_writes_planes_at_one_per_cycle(name):
     assert np.diff(accepted).tolist() == [cfg.k_bits] * (len(keys) - 1)
 
 
-def test_query_unit_computes_positive_sum_and_limit():
+def test_query_unit_computes_positive_sum_limit_and_pair_sums():
     cfg = preset("small")
     unit = QueryUnit(cfg)
     rng = random.Random(5)
@@ -145,6 +146,7 @@ def test_query_unit_computes_positive_sum_and_limit():
             assert ctx.get(unit.valid)
             assert ctx.get(unit.pos) == positive
             assert ctx.get(unit.limit) == theta + positive - 1
+            assert list(ctx.get(unit.pairs)) == layouts.pair_sums(vector)
             assert decode(layouts.query(cfg), ctx.get(unit.vector.as_value())) == vector
         ctx.set(unit.q.valid, 0)
         ctx.set(unit.consume, 0)

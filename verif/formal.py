@@ -77,6 +77,7 @@ class LaneProofHarness(wiring.Component):
             lane.start.valid.eq(~started),
             lane.start.key.eq(0),
             lane.start.q.eq(self.any_q),
+            *[lane.start.pairs[j].eq(self.any_q[2 * j] + self.any_q[2 * j + 1]) for j in range(D // 2)],
             lane.start.pos.eq(0 if self._weakened else positive),
             lane.start.limit.eq(limit),
             bit.eq(B - 1 - plane),

@@ -25,7 +25,6 @@ LANE_TESTS = ("tests/test_frontend_blocks.py::test_lane_matches_the_bit_serial_r
 FORMAL = ("tests/test_formal.py::test_lane_never_prunes_a_kept_key_nor_keeps_a_pruned_one",)
 FRONT_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny]",)
 FRONT_BARE_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny-bare]",)
-FRONT_FIFO_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-tiny-fifo4]",)
 FRONT_SKIP_RTL = ("tests/test_rtl.py::test_rtl[frontend-verilator-small-skip]",)
 ENGINE_RTL = ("tests/test_rtl.py::test_rtl[engine-verilator-tiny]",)
 BACKEND = ("tests/test_backend_blocks.py",)
@@ -54,16 +53,24 @@ RTL = [
     Mutant("query-limit-off-by-one", "hw/rtl/query_unit.py",
            "self.limit.eq(self.theta + pos - 1)", "self.limit.eq(self.theta + pos)",
            "the query unit's limit θ + P instead of θ + P − 1",
-           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_and_limit",)),
+           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_limit_and_pair_sums",)),
     Mutant("query-positive-sum-skips-ones", "hw/rtl/query_unit.py",
            "Mux(incoming[i] > 0, incoming[i], 0)", "Mux(incoming[i] > 1, incoming[i], 0)",
            "P leaves out elements equal to 1",
-           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_and_limit",)),
+           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_limit_and_pair_sums",)),
     Mutant("query-positive-sum-counts-zero", "hw/rtl/query_unit.py",
            "Mux(incoming[i] > 0, incoming[i], 0)", "Mux(incoming[i] >= 0, incoming[i], 0)",
            "P includes the zero elements",
-           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_and_limit",),
+           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_limit_and_pair_sums",),
            equivalent="a zero element adds zero to P either way"),
+    Mutant("query-pair-sum-difference", "hw/rtl/query_unit.py",
+           "incoming[2 * j] + incoming[2 * j + 1]", "incoming[2 * j] - incoming[2 * j + 1]",
+           "the pair sums the lanes start from are differences",
+           ("tests/test_frontend_blocks.py::test_query_unit_computes_positive_sum_limit_and_pair_sums",)),
+    Mutant("lane-pair-second-element-for-both", "hw/rtl/lane.py",
+           "Mux(self.plane[2 * j + 1], now.pairs[j], now.q[2 * j])",
+           "Mux(self.plane[2 * j + 1], now.q[2 * j + 1], now.q[2 * j])",
+           "a plane with both bits of an element pair set adds only the second element", LANE_TESTS),
     Mutant("scheduler-one-key-too-many", "hw/rtl/scheduler.py",
            "(before < self.remaining)", "(before <= self.remaining)",
            "the scheduler hands out one key more than the query has",
@@ -86,8 +93,8 @@ RTL = [
            "(planes[t] != 0) & (extension <= t)", "(planes[t] != 0) & (extension < t)",
            "zero-plane skipping drops the key's first significant plane", FRONT_SKIP_RTL),
     Mutant("fifo-full-ignored", "hw/rtl/qk_unit.py",
-           "room = [kept_fifo.level < cfg.fifo_depth - 1]", "room = [kept_fifo.level < cfg.fifo_depth + 1]",
-           "the front end does not wait while the kept-key FIFO is full", FRONT_FIFO_RTL),
+           "m.d.sync += enable.eq(Cat(*room).all())", "m.d.sync += enable.eq(1)",
+           "the front end does not wait while its FIFOs are full", FRONT_RTL),
     Mutant("fifo-read-without-ready", "hw/rtl/qk_unit.py",
            "queue.r_en.eq(out.ready)", "queue.r_en.eq(1)",
            "an output FIFO drops beats the consumer did not take", FRONT_RTL),

@@ -14,7 +14,8 @@ from leopard.hw.rtl.arith import carry_tree, lowest_set
 
 class KeyStartSignature(wiring.Signature):
     """A key handed to a lane (scheduler side): ``valid`` hands it; ``key`` and ``query`` are its
-    indices; ``q``, ``pos`` and ``limit`` its query's vector, ``P = Σ max(q_i, 0)`` and ``θ + P − 1``;
+    indices; ``q``, ``pairs``, ``pos`` and ``limit`` its query's vector, pair sums
+    (``layouts.query_pairs``), ``P = Σ max(q_i, 0)`` and ``θ + P − 1``;
     ``mask`` the planes to process and ``sign`` whether the first is a sign plane.
 
     Its signals are named ``<port>`` (``valid``) and ``<port>_<field>`` in the Verilog.
@@ -26,6 +27,7 @@ class KeyStartSignature(wiring.Signature):
             "key": Out(cfg.index_bits),
             "query": Out(cfg.index_bits),
             "q": Out(layouts.query(cfg)),
+            "pairs": Out(layouts.query_pairs(cfg)),
             "pos": Out(cfg.pos_sum_bits),
             "limit": Out(signed(cfg.score_bits + 1)),
             "mask": Out(cfg.k_bits),
@@ -47,12 +49,13 @@ class KeyStart:
 
 
 class _Key:
-    """A key's registers: its indices, its query's vector, ``P`` and limit, and its planes."""
+    """A key's registers: its indices, its query's vector, pair sums, ``P`` and limit, and its planes."""
 
     def __init__(self, cfg: EngineConfig, prefix: str) -> None:
         self.key = Signal(cfg.index_bits, name=f"{prefix}key")
         self.query = Signal(cfg.index_bits, name=f"{prefix}query")
         self.q = Signal(layouts.query(cfg), name=f"{prefix}q")
+        self.pairs = Signal(layouts.query_pairs(cfg), name=f"{prefix}pairs")
         self.pos = Signal(unsigned(cfg.pos_sum_bits), name=f"{prefix}pos")
         self.limit = Signal(signed(cfg.score_bits + 1), name=f"{prefix}limit")
         self.mask = Signal(cfg.k_bits, name=f"{prefix}mask")
@@ -68,7 +71,8 @@ class BitSerialLane(wiring.Component):
     from the sign plane of its narrowest width on) and whether the first is a sign plane (``sign``).
     The lane takes the waiting key in the cycle it is idle or finishing its current one. Each cycle
     processes one plane ``t`` and the zero planes after it: ``acc ← (2·acc ± Σ q_i·b_i) · 2**z``
-    (minus for a sign plane), leaving ``r`` planes; the key is pruned when
+    (minus for a sign plane; the sum's first level selects, per element pair, 0, either element or
+    their sum), leaving ``r`` planes; the key is pruned when
     ``acc + P ≤ (θ + P − 1) >> r``, i.e. when ``UB_r = acc·2**r + (2**r − 1)·P < θ``
     (``docs/arithmetic.md`` §2). ``limit`` is ``θ + P − 1``, computed once per query by the query
     unit; the lane keeps ``slack = ((θ + P − 1) >> r) − P`` for the plane it processes next, so that the
@@ -140,7 +144,14 @@ class BitSerialLane(wiring.Component):
             first, left_first = Const(0, plane_bits), Const(B - 1, range(B + 1))
             left_after = remaining(plane_now < B - 2, plane_now + 2, "left_after")
 
-        partial = carry_tree(m, [Mux(self.plane[i], now.q[i], 0) for i in range(cfg.head_dim)], "partial")
+        terms = [
+            Mux(self.plane[2 * j], Mux(self.plane[2 * j + 1], now.pairs[j], now.q[2 * j]),
+                Mux(self.plane[2 * j + 1], now.q[2 * j + 1], 0))
+            for j in range(cfg.head_dim // 2)
+        ]
+        if cfg.head_dim % 2:
+            terms.append(Mux(self.plane[cfg.head_dim - 1], now.q[cfg.head_dim - 1], 0))
+        partial = carry_tree(m, terms, "partial")
         base = Mux(fresh, 0, acc << 1)
         threshold = Signal(signed(cfg.score_bits + 3))
         m.d.comb += threshold.eq((slack >> zeros if skipping else slack) - base)
@@ -176,6 +187,7 @@ class BitSerialLane(wiring.Component):
                     head.key.eq(self.start.key),
                     head.query.eq(self.start.query),
                     head.q.eq(self.start.q),
+                    head.pairs.eq(self.start.pairs),
                     head.pos.eq(self.start.pos),
                     head.limit.eq(self.start.limit),
                     head.mask.eq(self.start.mask),
@@ -193,7 +205,7 @@ class BitSerialLane(wiring.Component):
                     steps.eq(1),
                     slack.eq(head_slack),
                     *[getattr(now, name).eq(getattr(head, name))
-                      for name in ("key", "query", "q", "pos", "limit", "mask", "sign")],
+                      for name in ("key", "query", "q", "pairs", "pos", "limit", "mask", "sign")],
                 ]
             with m.Elif(finishing):
                 m.d.sync += self.busy.eq(0)

@@ -188,6 +188,7 @@ class QKUnit(wiring.Component):
                 lane.start.key.eq(job.next_key + scheduler.offset[index]),
                 lane.start.query.eq(job.slot_query),
                 lane.start.q.eq(query_unit.vector),
+                lane.start.pairs.eq(query_unit.pairs),
                 lane.start.pos.eq(query_unit.pos),
                 lane.start.limit.eq(query_unit.limit),
                 lane.start.mask.eq(Mux(job.dense, (1 << cfg.k_bits) - 1, keys.info[index].mask)),

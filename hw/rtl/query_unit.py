@@ -14,7 +14,8 @@ from leopard.hw.rtl.arith import tree_sum
 class QueryUnit(wiring.Component):
     """Takes a query from the ``q`` stream when ``accept`` allows and the slot is empty or being
     ``consume``d, and computes once per query ``P = Σ max(q_i, 0)`` and the lane limit
-    ``θ + P − 1`` (``docs/arithmetic.md`` §2).
+    ``θ + P − 1`` (``docs/arithmetic.md`` §2) and the pair sums ``q[2j] + q[2j+1]`` the lanes' adder trees
+    start from (``layouts.query_pairs``).
 
     Latency: a query taken in cycle ``c`` is in the slot (``valid``) from cycle ``c+1``.
     """
@@ -29,6 +30,7 @@ class QueryUnit(wiring.Component):
             "taken": Out(1),
             "valid": Out(1),
             "vector": Out(layouts.query(cfg)),
+            "pairs": Out(layouts.query_pairs(cfg)),
             "pos": Out(cfg.pos_sum_bits),
             "limit": Out(signed(cfg.score_bits + 1)),
         })
@@ -46,6 +48,7 @@ class QueryUnit(wiring.Component):
             m.d.sync += [
                 self.valid.eq(1),
                 self.vector.eq(incoming),
+                *[self.pairs[j].eq(incoming[2 * j] + incoming[2 * j + 1]) for j in range(cfg.head_dim // 2)],
                 self.pos.eq(pos),
                 self.limit.eq(self.theta + pos - 1),
             ]
