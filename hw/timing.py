@@ -5,8 +5,8 @@ from __future__ import annotations
 from leopard.hw.config import EngineConfig, clog2
 
 DISPATCH_START = 2
-"""The first keys are dispatched 2 cycles after the cycle ``start`` is written: the query unit takes
-the first query in cycle 1 and it is in the dispatch slot in cycle 2."""
+"""The first keys are handed to the lanes' head registers 2 cycles after the cycle ``start`` is written:
+the query unit takes the first query in cycle 1 and it is in the dispatch slot in cycle 2."""
 
 KEPT_FIFO_LATENCY = 2
 """Cycles from the front end pushing a kept beat to the back end taking it from the FIFO."""
