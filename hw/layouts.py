@@ -20,11 +20,6 @@ def query_pairs(cfg: EngineConfig) -> data.ArrayLayout:
     return data.ArrayLayout(signed(cfg.q_bits + 1), cfg.head_dim // 2)
 
 
-def pair_sums(vector: list[int]) -> list[int]:
-    """``query_pairs`` of a query given as integers."""
-    return [vector[2 * j] + vector[2 * j + 1] for j in range(len(vector) // 2)]
-
-
 def key_beat(cfg: EngineConfig) -> data.StructLayout:
     """One key and the key-store row it is written to."""
     return data.StructLayout({

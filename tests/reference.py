@@ -85,3 +85,8 @@ def round_half_up(numerator: int, denominator: float) -> int:
     """round(numerator / denominator), half up, exactly for a dyadic rational denominator."""
     value = Fraction(numerator) / Fraction(denominator)
     return math.floor(value + Fraction(1, 2))
+
+
+def pair_sums(vector):
+    """The query unit's pair sums q[2j] + q[2j+1] of a query given as integers."""
+    return [vector[2 * j] + vector[2 * j + 1] for j in range(len(vector) // 2)]

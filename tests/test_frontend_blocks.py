@@ -62,7 +62,7 @@ def test_lane_matches_the_bit_serial_reference_back_to_back(name, dense, skip):
                 resident[j % cfg.max_seq_len] = j
                 ctx.set(lane.start.key, j % cfg.max_seq_len)
                 ctx.set(lane.start.q, q)
-                ctx.set(lane.start.pairs, layouts.pair_sums(q))
+                ctx.set(lane.start.pairs, reference.pair_sums(q))
                 ctx.set(lane.start.pos, sum(max(x, 0) for x in q))
                 ctx.set(lane.start.limit, theta + sum(max(x, 0) for x in q) - 1)
                 processed, extension = reference.processed_planes(cases[j][1], cfg.k_bits)
@@ -146,7 +146,7 @@ def test_query_unit_computes_positive_sum_limit_and_pair_sums():
             assert ctx.get(unit.valid)
             assert ctx.get(unit.pos) == positive
             assert ctx.get(unit.limit) == theta + positive - 1
-            assert list(ctx.get(unit.pairs)) == layouts.pair_sums(vector)
+            assert list(ctx.get(unit.pairs)) == reference.pair_sums(vector)
             assert decode(layouts.query(cfg), ctx.get(unit.vector.as_value())) == vector
         ctx.set(unit.q.valid, 0)
         ctx.set(unit.consume, 0)
@@ -199,11 +199,11 @@ def test_completion_tracker_completes_queries_in_order():
         ctx.set(tracker.consume, 0)
         ctx.set(tracker.dispatch_count, 0)
         for lane, query, completing in ((1, 1, 0), (0, 0, 2)):
-            ctx.set(tracker.finishing, 1 << lane)
-            ctx.set(tracker.finishing_query[lane], query)
+            ctx.set(tracker.decided, 1 << lane)
+            ctx.set(tracker.decided_query[lane], query)
             assert ctx.get(tracker.completing) == completing
             await ctx.tick()
-        ctx.set(tracker.finishing, 0)
+        ctx.set(tracker.decided, 0)
         assert ctx.get(tracker.done) == 2
 
     simulate(tracker, bench)

@@ -1,8 +1,8 @@
 """Formal proof that the lane's early termination is exact: it never prunes a key whose final score is
 at least the threshold, never keeps one below it, and a kept key leaves with its exact score.
 
-The harness takes an arbitrary query, key, threshold and mode in its first cycle, starts the lane on
-them (with the planes ``plane_info`` selects, so with ``skip_zero_planes`` the proof covers skipping
+The harness takes an arbitrary query, key, threshold and mode in its first cycle, hands them to the
+lane (with the planes ``plane_info`` selects, so with ``skip_zero_planes`` the proof covers skipping
 leading sign-extension and all-zero planes) and feeds the key's planes at the addresses the lane asks
 for; Yosys ``sat`` proves the assertions
 by k-induction (YoWASP Yosys, no other tools). ``weakened`` drops the ``(2**r − 1)·P`` term of the

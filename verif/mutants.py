@@ -77,10 +77,10 @@ RTL = [
            ("tests/test_frontend_blocks.py::test_scheduler_hands_keys_to_the_lowest_free_lanes",)),
     Mutant("scheduler-consume-at-or-above", "hw/rtl/scheduler.py",
            "(self.count == self.remaining)", "(self.count >= self.remaining)",
-           "the query is consumed when the keys started reach or pass those remaining",
+           "the query is consumed when the keys handed reach or pass those remaining",
            ("tests/test_frontend_blocks.py::test_scheduler_hands_keys_to_the_lowest_free_lanes",),
-           equivalent="count never exceeds remaining: a lane starts only when the free lanes before it "
-                      "are fewer than the keys remaining"),
+           equivalent="count never exceeds remaining: a lane is handed a key only when the free lanes "
+                      "before it are fewer than the keys remaining"),
     Mutant("tracker-completes-out-of-order", "hw/rtl/scheduler.py",
            "complete[k].eq(in_order & (complete[k - 1] if k else 1))", "complete[k].eq(in_order)",
            "a query completes before its predecessor",
@@ -94,7 +94,7 @@ RTL = [
            "zero-plane skipping drops the key's first significant plane", FRONT_SKIP_RTL),
     Mutant("fifo-full-ignored", "hw/rtl/qk_unit.py",
            "m.d.sync += enable.eq(Cat(*room).all())", "m.d.sync += enable.eq(1)",
-           "the front end does not wait while its FIFOs are full", FRONT_RTL),
+           "the front end never waits for room in its FIFOs", FRONT_RTL),
     Mutant("fifo-read-without-ready", "hw/rtl/qk_unit.py",
            "queue.r_en.eq(out.ready)", "queue.r_en.eq(1)",
            "an output FIFO drops beats the consumer did not take", FRONT_RTL),

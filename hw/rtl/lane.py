@@ -79,11 +79,12 @@ class BitSerialLane(wiring.Component):
     cycle's test is one comparison of the plane's sum with a value ready before it.
 
     Latency: a key handed in cycle ``h`` is taken in the first cycle ``d > h`` in which the lane is
-    free, and processed in cycles ``d+1 … d+c`` where ``c`` is the cycles the bound needs; in cycle
-    ``d+c+1`` the lane asserts ``decided`` with the decision (``planes`` = ``c``, ``kept``, ``score``,
-    ``key``, ``query``, all registers). ``ready`` falls the cycle after a key is handed and rises the
-    cycle after it is taken. ``addr`` is the key-store address of the plane to process next cycle.
-    Nothing changes while ``enable`` is low (the read port holds its data too).
+    idle or finishing, and processed in cycles ``d+1 … d+c`` where ``c`` is the cycles the bound
+    needs; in cycle ``d+c+1`` the lane asserts ``decided`` with the decision (``planes`` = ``c``,
+    ``kept``, ``score``, ``key``, ``query``, all registers). ``ready`` falls the cycle after a key is
+    handed and rises the cycle after it is taken, so takes are at least 2 cycles apart. ``addr`` is the
+    key-store address of the plane to process next cycle. Nothing changes while ``enable`` is low (the
+    read port holds its data too).
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
@@ -95,7 +96,6 @@ class BitSerialLane(wiring.Component):
             "start": In(KeyStartSignature(cfg)),
             "ready": Out(1),
             "addr": Out(layouts.key_address_bits(cfg)),
-            "busy": Out(1),
             "decided": Out(1),
             "kept": Out(1),
             "key": Out(cfg.index_bits),
@@ -161,10 +161,10 @@ class BitSerialLane(wiring.Component):
             below = Mux(now.sign, partial + threshold >= 0, partial <= threshold)
             m.d.comb += prune.eq(~self.dense & below)
         finishing, take = Signal(), Signal()
-        head_valid = Signal()
+        head_valid, busy = Signal(), Signal()
         m.d.comb += [
-            finishing.eq(self.busy & (prune | ~has_next)),
-            take.eq(head_valid & (~self.busy | finishing)),
+            finishing.eq(busy & (prune | ~has_next)),
+            take.eq(head_valid & (~busy | finishing)),
             self.ready.eq(~head_valid),
         ]
         with m.If(take):
@@ -199,7 +199,7 @@ class BitSerialLane(wiring.Component):
                 m.d.sync += head_valid.eq(0)
             with m.If(take):
                 m.d.sync += [
-                    self.busy.eq(1),
+                    busy.eq(1),
                     plane_now.eq(head_first),
                     fresh.eq(1),
                     steps.eq(1),
@@ -208,8 +208,8 @@ class BitSerialLane(wiring.Component):
                       for name in ("key", "query", "q", "pairs", "pos", "limit", "mask", "sign")],
                 ]
             with m.Elif(finishing):
-                m.d.sync += self.busy.eq(0)
-            with m.Elif(self.busy):
+                m.d.sync += busy.eq(0)
+            with m.Elif(busy):
                 m.d.sync += [
                     plane_now.eq(following),
                     fresh.eq(0),

@@ -1,4 +1,4 @@
-"""Key dispatch to free lanes, and in-order tracking of query completion."""
+"""Key hand-off to the lanes' empty head registers, and in-order tracking of query completion."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class Scheduler(wiring.Component):
     lane first (combinational).
 
     With ``n`` free lanes and ``remaining`` keys left in the slot's query, the first ``min(n, remaining)``
-    free lanes start keys ``next_key + 0, 1, …``; ``consume`` says the query's last key left this cycle.
+    free lanes are handed keys ``next_key + 0, 1, …``; ``consume`` says the query's last key left this
+    cycle.
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
@@ -48,8 +49,9 @@ class Scheduler(wiring.Component):
 
 class CompletionTracker(wiring.Component):
     """Counts, per in-flight query (slot = query index mod ``M = queries_in_flight``), keys dispatched
-    and not yet decided, and completes queries in order: query ``i`` completes in the cycle its last
-    key is decided, or with query ``i − 1``, whichever is later. ``completing`` (0 … M) says how many
+    and not yet decided (``decided``: the lanes' registered decisions), and completes queries in order:
+    query ``i`` completes in the cycle its last key's decision arrives, or with query ``i − 1``,
+    whichever is later. ``completing`` (0 … M) says how many
     complete this cycle; ``done`` (queries completed) updates the next cycle.
 
     ``clear`` resets it for a new job; nothing changes while ``enable`` is low.
@@ -63,8 +65,8 @@ class CompletionTracker(wiring.Component):
             "dispatch_query": In(cfg.index_bits),
             "dispatch_count": In(cfg.length_bits),
             "consume": In(1),
-            "finishing": In(cfg.lanes),
-            "finishing_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
+            "decided": In(cfg.lanes),
+            "decided_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
             "completing": Out(range(cfg.queries_in_flight + 1)),
             "done": Out(cfg.length_bits),
         })
@@ -81,7 +83,7 @@ class CompletionTracker(wiring.Component):
         ready = [Signal(name=f"ready{s}") for s in range(slots)]
         for slot in range(slots):
             matches = [
-                self.finishing[lane] & (self.finishing_query[lane][:slot_bits] == slot)
+                self.decided[lane] & (self.decided_query[lane][:slot_bits] == slot)
                 for lane in range(cfg.lanes)
             ]
             m.d.comb += [
@@ -89,7 +91,7 @@ class CompletionTracker(wiring.Component):
                 ready[slot].eq(dispatched_all[slot] & (undecided[slot] == 0)),
             ]
         # The slot's query is never fully dispatched yet, so this cycle's dispatch cannot complete a
-        # query: completion depends on decided keys only (no path from the stall back to it).
+        # query: completion depends on decided keys only.
         oldest = self.done[:slot_bits]
         complete = [Signal(name=f"complete{k}") for k in range(slots)]
         for k in range(slots):
