@@ -199,11 +199,11 @@ def test_completion_tracker_completes_queries_in_order():
         ctx.set(tracker.consume, 0)
         ctx.set(tracker.dispatch_count, 0)
         for lane, query, completing in ((1, 1, 0), (0, 0, 2)):
-            ctx.set(tracker.decided, 1 << lane)
-            ctx.set(tracker.decided_query[lane], query)
+            ctx.set(tracker.finishing, 1 << lane)
+            ctx.set(tracker.finishing_query[lane], query)
             assert ctx.get(tracker.completing) == completing
             await ctx.tick()
-        ctx.set(tracker.decided, 0)
+        ctx.set(tracker.finishing, 0)
         assert ctx.get(tracker.done) == 2
 
     simulate(tracker, bench)

@@ -83,7 +83,8 @@ class BitSerialLane(wiring.Component):
     needs; in cycle ``d+c+1`` the lane asserts ``decided`` with the decision (``planes`` = ``c``,
     ``kept``, ``score``, ``key``, ``query``, all registers). ``ready`` falls the cycle after a key is
     handed and rises the cycle after it is taken, so takes are at least 2 cycles apart. ``addr`` is the
-    key-store address of the plane to process next cycle. Nothing changes while ``enable`` is low (the
+    key-store address of the plane to process next cycle; ``busy`` is high while a key is processed.
+    Nothing changes while ``enable`` is low (the
     read port holds its data too).
     """
 
@@ -96,6 +97,7 @@ class BitSerialLane(wiring.Component):
             "start": In(KeyStartSignature(cfg)),
             "ready": Out(1),
             "addr": Out(layouts.key_address_bits(cfg)),
+            "busy": Out(1),
             "decided": Out(1),
             "kept": Out(1),
             "key": Out(cfg.index_bits),
@@ -161,10 +163,10 @@ class BitSerialLane(wiring.Component):
             below = Mux(now.sign, partial + threshold >= 0, partial <= threshold)
             m.d.comb += prune.eq(~self.dense & below)
         finishing, take = Signal(), Signal()
-        head_valid, busy = Signal(), Signal()
+        head_valid = Signal()
         m.d.comb += [
-            finishing.eq(busy & (prune | ~has_next)),
-            take.eq(head_valid & (~busy | finishing)),
+            finishing.eq(self.busy & (prune | ~has_next)),
+            take.eq(head_valid & (~self.busy | finishing)),
             self.ready.eq(~head_valid),
         ]
         with m.If(take):
@@ -199,7 +201,7 @@ class BitSerialLane(wiring.Component):
                 m.d.sync += head_valid.eq(0)
             with m.If(take):
                 m.d.sync += [
-                    busy.eq(1),
+                    self.busy.eq(1),
                     plane_now.eq(head_first),
                     fresh.eq(1),
                     steps.eq(1),
@@ -208,8 +210,8 @@ class BitSerialLane(wiring.Component):
                       for name in ("key", "query", "q", "pairs", "pos", "limit", "mask", "sign")],
                 ]
             with m.Elif(finishing):
-                m.d.sync += busy.eq(0)
-            with m.Elif(busy):
+                m.d.sync += self.busy.eq(0)
+            with m.Elif(self.busy):
                 m.d.sync += [
                     plane_now.eq(following),
                     fresh.eq(0),

@@ -179,8 +179,8 @@ class QKUnit(wiring.Component):
         for index, lane in enumerate(lanes):
             m.d.comb += [
                 scheduler.free[index].eq(lane.ready),
-                tracker.decided[index].eq(lane.decided),
-                tracker.decided_query[index].eq(lane.query),
+                tracker.finishing[index].eq(lane.decided),
+                tracker.finishing_query[index].eq(lane.query),
                 lane.enable.eq(job.enable),
                 lane.dense.eq(job.dense),
                 lane.plane.eq(keys.data[index]),

@@ -49,7 +49,7 @@ class Scheduler(wiring.Component):
 
 class CompletionTracker(wiring.Component):
     """Counts, per in-flight query (slot = query index mod ``M = queries_in_flight``), keys dispatched
-    and not yet decided (``decided``: the lanes' registered decisions), and completes queries in order:
+    and not yet decided (``finishing``: the lanes' registered decisions), and completes queries in order:
     query ``i`` completes in the cycle its last key's decision arrives, or with query ``i − 1``,
     whichever is later. ``completing`` (0 … M) says how many
     complete this cycle; ``done`` (queries completed) updates the next cycle.
@@ -65,8 +65,8 @@ class CompletionTracker(wiring.Component):
             "dispatch_query": In(cfg.index_bits),
             "dispatch_count": In(cfg.length_bits),
             "consume": In(1),
-            "decided": In(cfg.lanes),
-            "decided_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
+            "finishing": In(cfg.lanes),
+            "finishing_query": In(data.ArrayLayout(cfg.index_bits, cfg.lanes)),
             "completing": Out(range(cfg.queries_in_flight + 1)),
             "done": Out(cfg.length_bits),
         })
@@ -83,7 +83,7 @@ class CompletionTracker(wiring.Component):
         ready = [Signal(name=f"ready{s}") for s in range(slots)]
         for slot in range(slots):
             matches = [
-                self.decided[lane] & (self.decided_query[lane][:slot_bits] == slot)
+                self.finishing[lane] & (self.finishing_query[lane][:slot_bits] == slot)
                 for lane in range(cfg.lanes)
             ]
             m.d.comb += [
