@@ -9,8 +9,7 @@ import pytest
 
 from leopard.hw.config import preset
 from leopard.hw.errors import LeopardError
-from leopard.hw.fpga import board, synth, synth_report
-from leopard.scripts import fpga_commands
+from leopard.hw.fpga import board, flow, synth, synth_report
 from leopard.scripts.cli import main
 
 BASELINE = Path(__file__).resolve().parent.parent / "results" / "fpga" / "baseline.json"
@@ -128,7 +127,7 @@ def test_lane_sweep_is_reproducible_on_any_number_of_workers(tmp_path):
 @pytest.mark.slow
 def test_resources_stay_within_the_baseline():
     baseline = json.loads(BASELINE.read_text())
-    measured = fpga_commands.measure_baseline(baseline)
+    measured = flow.measure_baseline(baseline, lambda message: None)
     assert synth.check_baseline(baseline, measured) == []
 
 
