@@ -84,8 +84,7 @@ class BitSerialLane(wiring.Component):
     ``kept``, ``score``, ``key``, ``query``, all registers). ``ready`` falls the cycle after a key is
     handed and rises the cycle after it is taken, so takes are at least 2 cycles apart. ``addr`` is the
     key-store address of the plane to process next cycle; ``busy`` is high while a key is processed.
-    Nothing changes while ``enable`` is low (the
-    read port holds its data too).
+    Nothing changes while ``enable`` is low (the read port holds its data too).
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
@@ -158,6 +157,7 @@ class BitSerialLane(wiring.Component):
         threshold = Signal(signed(cfg.score_bits + 3))
         m.d.comb += threshold.eq((slack >> zeros if skipping else slack) - base)
         step = base + Mux(now.sign, -partial, partial)
+        acc_next = step << zeros if skipping else step
         prune = Signal()
         if cfg.early_termination:
             below = Mux(now.sign, partial + threshold >= 0, partial <= threshold)
@@ -180,7 +180,7 @@ class BitSerialLane(wiring.Component):
                 self.kept.eq(~prune),
                 self.key.eq(now.key),
                 self.query.eq(now.query),
-                self.score.eq(step << zeros if skipping else step),
+                self.score.eq(acc_next),
                 self.planes.eq(steps),
             ]
             with m.If(self.start.valid):
@@ -217,7 +217,7 @@ class BitSerialLane(wiring.Component):
                     fresh.eq(0),
                     now.sign.eq(0),
                     steps.eq(steps + 1),
-                    acc.eq(step << zeros if skipping else step),
+                    acc.eq(acc_next),
                     slack.eq((now.limit >> left_after) - now.pos),
                 ]
         return m

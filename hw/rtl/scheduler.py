@@ -51,8 +51,8 @@ class CompletionTracker(wiring.Component):
     """Counts, per in-flight query (slot = query index mod ``M = queries_in_flight``), keys dispatched
     and not yet decided (``finishing``: the lanes' registered decisions), and completes queries in order:
     query ``i`` completes in the cycle its last key's decision arrives, or with query ``i − 1``,
-    whichever is later. ``completing`` (0 … M) says how many
-    complete this cycle; ``done`` (queries completed) updates the next cycle.
+    whichever is later. ``completing`` (0 … M) says how many complete this cycle; ``done`` (queries
+    completed) updates the next cycle.
 
     ``clear`` resets it for a new job; nothing changes while ``enable`` is low.
     """

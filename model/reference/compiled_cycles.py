@@ -13,6 +13,14 @@ from leopard.hw.timing import DISPATCH_START, KEPT_FIFO_LATENCY, PASS_LATENCY
 
 
 @njit(cache=True, nogil=True)
+def _next_visible(visible: np.ndarray, query: int, key: int) -> int:
+    """The first visible key of ``query`` at or after ``key`` (the row length when there is none)."""
+    while key < visible.shape[1] and not visible[query, key]:
+        key += 1
+    return key
+
+
+@njit(cache=True, nogil=True)
 def _job(planes: np.ndarray, visible: np.ndarray, kept: np.ndarray, valid_len: int,
          lanes: int, in_flight: int, groups: int, buffers: int, head: bool) -> int:
     head_empty = np.full(lanes, DISPATCH_START, np.int64)
@@ -29,21 +37,15 @@ def _job(planes: np.ndarray, visible: np.ndarray, kept: np.ndarray, valid_len: i
         if i >= in_flight:
             cycle = max(cycle, released[i - in_flight])
         reported = 0
-        j = 0
+        j = _next_visible(visible, i, 0)
         while True:
             for lane in range(lanes):
-                while j < planes.shape[1] and not visible[i, j]:
-                    j += 1
-                if j == planes.shape[1]:
-                    break
-                if head_empty[lane] <= cycle:
+                if j < planes.shape[1] and head_empty[lane] <= cycle:
                     taken = max(cycle + 1, lane_free[lane])
                     lane_free[lane] = taken + planes[i, j]
                     head_empty[lane] = taken + 1
                     reported = max(reported, lane_free[lane] + 1)
-                    j += 1
-            while j < planes.shape[1] and not visible[i, j]:
-                j += 1
+                    j = _next_visible(visible, i, j + 1)
             if j == planes.shape[1]:
                 break
             cycle = max(cycle + 1, head_empty.min())
