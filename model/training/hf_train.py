@@ -1,23 +1,25 @@
-"""Threshold training for a ``transformers`` decoder with its own language-model loss, or for a vision
-classifier with its cross-entropy, through the hooked attention (``hf_attention.py``): one threshold per
-(layer, head) learned with the soft mask, then the weights fine-tuned under the hard mask, as
-``train.py`` does for MiniLM.
+"""Threshold training for a ``transformers`` model through the hooked attention (``hf_attention.py``):
+a decoder with its own language-model loss, an encoder's sequence classifier or a vision classifier with
+the labels' cross-entropy. One threshold per (layer, head) is learned with the soft mask, then the
+weights are fine-tuned under the hard mask, as ``train.py`` does for the project's own BERT.
 
 Phases (one training batch per step: sentences padded on the right to at most ``max_tokens``, or
 images; AdamW, gradient norm clipped at 1; the batches visited in ``default_rng([seed, pass])``
 permutations):
 
+0. **fine-tune** ``finetune_steps`` steps (0 unless asked: an encoder's new classifier head needs them),
+   dense attention, the learning rate rising linearly over the first tenth to ``lr``;
 1. **soft** ``soft_steps`` steps: ``θ`` starts at each head's ``init_quantile`` quantile of its visible
-   scores ``scaling·q·k`` on the calibration batches; the loss is the task's cross-entropy plus
-   ``λ·mean(m)``, ``m = sigmoid((s − θ)/T)`` over every visible pair of every layer and head, ``T``
-   falling geometrically from ``temperature_start`` to ``temperature_end``; ``θ`` learns at
-   ``theta_lr``, the weights at ``lr``;
+   scores ``scaling·q·k`` on the calibration batches (with the weights as fine-tuned); the loss is the
+   task's cross-entropy plus ``λ·mean(m)``, ``m = sigmoid((s − θ)/T)`` over every visible pair of every
+   layer and head, ``T`` falling geometrically from ``temperature_start`` to ``temperature_end``; ``θ``
+   learns at ``theta_lr``, the weights at ``lr``;
 2. **hard** ``hard_steps`` steps: ``m = [s ≥ θ]``, ``θ`` fixed, the weights' learning rate falling
    linearly from ``lr`` to 0.
 
-With ``distill > 0`` both phases add ``distill · KL(teacher ‖ model)``: the teacher is the model as it
-came in (a frozen copy, its own dense float attention), the divergence taken over the predicted tokens'
-next-token distributions (decoder) or the images' class distributions, averaged.
+With ``distill > 0`` phases 1 and 2 add ``distill · KL(teacher ‖ model)``: the teacher is the model as it
+came out of phase 0 (a frozen copy, its own dense float attention), the divergence taken over the
+predicted tokens' next-token distributions (decoder) or the examples' class distributions, averaged.
 
 The **dense control** (``prune=False``) runs the same steps with dense attention and the same learning
 rates: what the same fine-tuning reaches without pruning. ``leopard trace-model --thresholds`` then
@@ -49,6 +51,7 @@ class ModelTrainSettings:
     """Everything that decides the trained weights and thresholds, with the sentences."""
 
     lam: float = 0.2
+    finetune_steps: int = 0
     soft_steps: int = 100
     hard_steps: int = 50
     batch_size: int = 8
@@ -62,6 +65,8 @@ class ModelTrainSettings:
     prune: bool = True
 
     def check(self) -> None:
+        if self.finetune_steps < 0:
+            raise LeopardError(f"--finetune-steps must be at least 0, got {self.finetune_steps}")
         if self.soft_steps < 1 and self.prune:
             raise LeopardError("--soft-steps must be at least 1 when thresholds are learned")
         if not 0.0 <= self.init_quantile < 1.0:
@@ -78,17 +83,17 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> tor
 
 
 def task_loss(made: HFModel, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """The family's training loss: ``lm_loss`` for a decoder, the mean cross-entropy of the labels for
-    a classifier."""
+    """The family's training loss: ``lm_loss`` for a decoder, the mean cross-entropy of the labels (the
+    batch's last part) for a classifier."""
     if made.family == "decoder":
         return lm_loss(logits, *batch)
-    return torch.nn.functional.cross_entropy(logits, batch[1])
+    return torch.nn.functional.cross_entropy(logits, batch[-1])
 
 
 def distillation_loss(made: HFModel, logits: torch.Tensor, teacher: torch.Tensor,
                       batch: Batch) -> torch.Tensor:
     """``KL(teacher ‖ model)`` of the output distributions, averaged over the predicted tokens of a
-    decoder's batch or over a classifier's images."""
+    decoder's batch or over a classifier's examples."""
     if made.family == "decoder":
         counted = predicted(batch[1])
         logits, teacher = logits[:, :-1][counted], teacher[:, :-1][counted]
@@ -120,36 +125,30 @@ def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], 
     settings.check()
     torch.manual_seed(settings.seed)
     model = made.model
-    teacher = replace(made, model=copy.deepcopy(model).eval()) if settings.distill else None
-    thresholds = Thresholds(made.layers, made.heads)
-    if settings.prune:
-        progress(f"thresholds start at the {settings.init_quantile:g} quantile of each head's scores")
-        start = initial_thresholds(made, calibration, settings.init_quantile)
-        thresholds.theta.data = torch.from_numpy(start).float()
     weights = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    thresholds = Thresholds(made.layers, made.heads)
     groups = [{"params": weights, "lr": settings.lr}]
     if settings.prune:
         groups.append({"params": [thresholds.theta], "lr": settings.theta_lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups)
-    total = settings.soft_steps + settings.hard_steps
+    thresholding = settings.finetune_steps
+    total = thresholding + settings.soft_steps + settings.hard_steps
     order = _batch_order(len(training), total, settings.seed)
-    log = []
-    model.train()
+    teacher = None
+    log: list[dict[str, Any]] = []
     for step in range(total):
-        soft = step < settings.soft_steps
-        cooling = settings.temperature_end / settings.temperature_start
-        temperature = settings.temperature_start * cooling ** (step / max(settings.soft_steps - 1, 1))
-        if not soft:
-            left = 1 - (step - settings.soft_steps) / settings.hard_steps
-            optimizer.param_groups[0]["lr"] = settings.lr * left
-        core: Callable[..., torch.Tensor] = (
-            PrunedCore(thresholds, soft=soft, temperature=temperature) if settings.prune else dense_core
-        )
+        if step == thresholding:
+            teacher = _start_thresholds(made, calibration, settings, thresholds, progress)
+        phase = _phase(step, settings)
+        optimizer.param_groups[0]["lr"] = _weights_lr(step, settings)
+        core = _core(phase, step, settings, thresholds)
         batch = training[order[step]]
+        model.train()
         with AttentionHook(model, core):
             logits = forward(made, batch)
         task = task_loss(made, logits, batch)
-        loss = task + settings.lam * core.mask_mean() if settings.prune and soft else task
+        pruning = settings.prune and phase != "finetune"
+        loss = task + settings.lam * core.mask_mean() if pruning and phase == "soft" else task
         if teacher is not None:
             with torch.no_grad():
                 taught = forward(teacher, batch)
@@ -157,22 +156,61 @@ def train_model(made: HFModel, training: list[Batch], calibration: list[Batch], 
             loss = loss + settings.distill * divergence
         optimizer.zero_grad()
         loss.backward()
-        if not soft:
+        if phase != "soft":
             thresholds.theta.grad = None
         torch.nn.utils.clip_grad_norm_(weights, 1.0)
         optimizer.step()
-        entry = {"step": step, "phase": "soft" if soft else "hard", "loss": round(float(task.detach()), 6)}
-        if settings.prune:
+        entry = {"step": step, "phase": phase, "loss": round(float(task.detach()), 6)}
+        if pruning:
             entry["kept"] = round(float(core.mask_mean().detach()), 6)
         if teacher is not None:
             entry["distillation"] = round(float(divergence.detach()), 6)
         log.append(entry)
         if step % 10 == 0 or step == total - 1:
-            kept = f", keep-mask mean {entry['kept']:.3f}" if settings.prune else ""
-            progress(f"step {step + 1}/{total} ({entry['phase']}): loss {entry['loss']:.4f}{kept}")
+            kept = f", keep-mask mean {entry['kept']:.3f}" if "kept" in entry else ""
+            progress(f"step {step + 1}/{total} ({phase}): loss {entry['loss']:.4f}{kept}")
     model.eval()
     theta = thresholds.theta.detach().double().numpy() if settings.prune else None
     return {"theta": theta, "log": log, "settings": asdict(settings)}
+
+
+def _phase(step: int, settings: ModelTrainSettings) -> str:
+    if step < settings.finetune_steps:
+        return "finetune"
+    return "soft" if step < settings.finetune_steps + settings.soft_steps else "hard"
+
+
+def _weights_lr(step: int, settings: ModelTrainSettings) -> float:
+    """The weights' learning rate at ``step``: warming up over the first tenth of the fine-tune, then
+    ``lr``, falling linearly to 0 over the hard phase."""
+    warmup = max(1, settings.finetune_steps // 10)
+    if step < settings.finetune_steps:
+        return settings.lr * min(1.0, (step + 1) / warmup)
+    hard = step - settings.finetune_steps - settings.soft_steps
+    return settings.lr if hard < 0 else settings.lr * (1 - hard / settings.hard_steps)
+
+
+def _core(phase: str, step: int, settings: ModelTrainSettings, thresholds: Thresholds) -> Any:
+    """The attention core of a step: dense while fine-tuning and for the dense control, else the soft
+    mask at the step's temperature or the hard mask."""
+    if phase == "finetune" or not settings.prune:
+        return dense_core
+    soft_step = step - settings.finetune_steps
+    cooling = settings.temperature_end / settings.temperature_start
+    temperature = settings.temperature_start * cooling ** (soft_step / max(settings.soft_steps - 1, 1))
+    return PrunedCore(thresholds, soft=phase == "soft", temperature=temperature)
+
+
+def _start_thresholds(made: HFModel, calibration: list[Batch], settings: ModelTrainSettings,
+                      thresholds: Thresholds, progress: Callable[[str], None]) -> HFModel | None:
+    """At the end of the fine-tune: ``θ`` at its starting quantiles, and the distillation's teacher (a
+    frozen copy of the model as fine-tuned), if any."""
+    made.model.eval()
+    if settings.prune:
+        progress(f"thresholds start at the {settings.init_quantile:g} quantile of each head's scores")
+        start = initial_thresholds(made, calibration, settings.init_quantile)
+        thresholds.theta.data = torch.from_numpy(start).float()
+    return replace(made, model=copy.deepcopy(made.model).eval()) if settings.distill else None
 
 
 def _batch_order(batches: int, steps: int, seed: int) -> list[int]:
