@@ -20,6 +20,7 @@ from leopard.scripts.paths import Output, declare
 if TYPE_CHECKING:
     from leopard.model.training.hf_models import HFModel, ModelSource
     from leopard.model.training.hf_trace import Batch
+    from leopard.model.training.hf_train import ModelTrainSettings
 
 FAMILY_DEFAULTS = {"decoder": {"batch_size": 8, "lr": 1e-5}, "vision": {"batch_size": 32, "lr": 1e-4},
                    "encoder": {"batch_size": 16, "lr": 5e-5}}
@@ -88,7 +89,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--init-quantile", type=number(0, 1), default=0.5,
         help="thresholds start at this quantile of each head's scores (default: 0.5)")
     add("--distill", type=number(0), default=0.0, metavar="W",
-        help="weight of the divergence from the model as it came in (distillation; default: 0, off)")
+        help="weight of the divergence from the model before thresholds (as it came in; an encoder: "
+             "after its dense fine-tune), distillation (default: 0, off)")
     add("--calibration-sentences", type=integer(1), default=64, metavar="N",
         help="training sentences (images) the thresholds start from (default: 64)")
     add("--seed", type=SEED, default=0, help="training seed (default: 0)")
@@ -206,6 +208,7 @@ def run_trace_model(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
     from leopard.model.reference import trace as trace_file
     from leopard.model.training import hf_figures, hf_models, hf_trace
+    from leopard.model.training.hf_models import NOUNS
     from leopard.model.training.quantize import QuantSettings
 
     source_model = hf_models.find(args.model)
@@ -220,13 +223,18 @@ def run_trace_model(args: argparse.Namespace) -> None:
     theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
     control_source = None if args.dense_control is None else hf_models.find(args.dense_control)
     if control_source is not None and control_source.family != source_model.family:
-        raise LeopardError(f"--dense-control {args.dense_control} is a {control_source.family}, the model a "
-                           f"{source_model.family}: the control must be the same kind of model")
+        raise LeopardError(f"--dense-control {args.dense_control} is {NOUNS[control_source.family]}, the "
+                           f"model {NOUNS[source_model.family]}: the control must be the same kind of model")
     bare = [found for found in (source_model, control_source)
             if found is not None and found.family == "encoder" and not found.is_classifier()]
     if control_source is not None and bare:
         raise LeopardError("--dense-control compares task figures: give a decoder, a text classifier "
                            "(leopard train-model's model folder) or an image classifier")
+    if source_model.is_classifier():
+        classes = _classes(args)
+        for found in (source_model, control_source):
+            if found is not None:
+                found.check_classes(classes)
     progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
     made = source_model.load()
     control = None if control_source is None else control_source.load()
@@ -299,17 +307,8 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
     if args.task is not None and args.task != task:
         raise LeopardError(f"--task {args.task} does not fit {args.model}, {NOUNS[source_model.family]}: its "
                            f"task is {task}")
-    defaults = FAMILY_DEFAULTS[source_model.family]
-    batch_size = args.batch_size or defaults["batch_size"]
-    encoder = source_model.family == "encoder"
-    epochs = (ENCODER_FINETUNE_EPOCHS if encoder else 0.0) if args.epochs is None else args.epochs
-    settings = hf_train.ModelTrainSettings(
-        lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps, batch_size=batch_size,
-        lr=defaults["lr"] if args.lr is None else args.lr, theta_lr=args.theta_lr,
-        init_quantile=args.init_quantile, distill=args.distill, seed=args.seed, prune=not args.dense_control,
-    )
-    settings.check()
-    classes = _classes(args) if encoder else None
+    settings, epochs = train_model_settings(args, source_model.family)
+    classes = _classes(args) if source_model.family == "encoder" else None
     if classes is not None:
         source_model.check_classes(classes)
     which = "its" if source_model.is_classifier() else "a new"
@@ -317,7 +316,7 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
     progress(f"loading {args.model}{head}")
     torch.manual_seed(args.seed)
     made = source_model.load(classes)
-    inputs = _inputs(args, made, args.calibration_sentences, batch_size=batch_size)
+    inputs = _inputs(args, made, args.calibration_sentences, batch_size=settings.batch_size)
     settings = replace(settings, finetune_steps=math.ceil(epochs * len(inputs.training)))
     began = time.monotonic()
     trained = hf_train.train_model(made, inputs.training, inputs.calibration, settings, progress)
@@ -335,6 +334,24 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
                                        "settings": trained["settings"], "log": trained["log"]})
     print(f"trained in {time.monotonic() - began:.0f} s; wrote {out / 'model'}, {out / 'thresholds.json'}, "
           f"{out / 'training.json'}")
+
+
+def train_model_settings(args: argparse.Namespace, family: str) -> tuple[ModelTrainSettings, float]:
+    """``train-model``'s settings for a model of ``family`` (its batch size and learning rate unless
+    given; checked) and the passes of its dense fine-tune (an encoder's ``ENCODER_FINETUNE_EPOCHS``
+    unless given, else 0); ``finetune_steps`` is set once the data is loaded."""
+    from leopard.model.training.hf_train import ModelTrainSettings
+
+    defaults = FAMILY_DEFAULTS[family]
+    epochs = (ENCODER_FINETUNE_EPOCHS if family == "encoder" else 0.0) if args.epochs is None else args.epochs
+    settings = ModelTrainSettings(
+        lam=args.lam, soft_steps=args.soft_steps, hard_steps=args.hard_steps,
+        batch_size=args.batch_size or defaults["batch_size"],
+        lr=defaults["lr"] if args.lr is None else args.lr, theta_lr=args.theta_lr,
+        init_quantile=args.init_quantile, distill=args.distill, seed=args.seed, prune=not args.dense_control,
+    )
+    settings.check()
+    return settings, epochs
 
 
 def _classes(args: argparse.Namespace) -> int:

@@ -86,14 +86,15 @@ def _add_train_options(parser: argparse.ArgumentParser, *, any_model: bool = Fal
         add("--model", metavar="DIR",
             help="a Hugging Face BERT checkpoint folder (default: all-MiniLM-L6-v2)")
     add("--train-threads", dest="train_threads", type=integer(1), metavar="N",
-        help="torch threads; the trained weights depend on it (default: 1 BERT, 2 hooked)")
+        help="torch threads; the trained weights depend on it (default: 1 encoders, 2 decoders and "
+             "vision)")
     add("--plane-cost", type=number(0), default=0.0, metavar="W",
         help="BERT: weight of the bit-plane proxy in the loss, cost-aware training (default: 0, off)")
     add("--plane-proxy", default="log", choices=("log", "sigmoid"),
         help="BERT: the differentiable planes proxy of --plane-cost (default: log)")
     add("--distill", type=number(0), default=0.0, metavar="W",
         help="weight of the distillation (KL of the output distributions) from the model before "
-             "thresholds (BERT: the fine-tuned model) while thresholds are learned and in the hard "
+             "thresholds (an encoder: the fine-tuned one) while thresholds are learned and in the hard "
              "fine-tune (default: 0, off)")
     add("--center-keys", action="store_true",
         help="BERT: take each head's mean key out of the key bias before learning the thresholds "
@@ -105,8 +106,8 @@ def _add_train_options(parser: argparse.ArgumentParser, *, any_model: bool = Fal
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "train", help="learn per-head thresholds: MiniLM or any BERT (fine-tuned, exported), a decoder or a "
-                      "vision classifier")
+        "train", help="learn per-head thresholds: MiniLM or any BERT (fine-tuned, exported), another "
+                      "encoder, a decoder or a vision classifier")
     _add_train_options(parser, any_model=True)
     parser.add_argument("--lambda", dest="lam", type=number(0), default=DEFAULTS["lam"],
                         help="weight of the mean keep-mask in the loss (default: 0.2)")
@@ -244,23 +245,30 @@ def run_train(args: argparse.Namespace) -> None:
 
 def _train_hooked(args: argparse.Namespace, source: ModelSource) -> None:
     """``train`` on a decoder, an image classifier or an encoder other than BERT: ``train-model`` with
-    these options, after refusing those of the BERT path (but an encoder's ``--epochs``) and of tracing
-    given for it."""
-    from leopard.model.training.hf_models import NOUNS
+    these options (``hooked_options``)."""
     from leopard.scripts import model_commands
+
+    hooked_options(args, source)
+    model_commands.train_found_model(args, source)
+
+
+def hooked_options(args: argparse.Namespace, source: ModelSource) -> None:
+    """``train``'s ``args`` made ``train-model``'s for ``source``: the options of the BERT path (but an
+    encoder's ``--epochs``) and of tracing refused when given, the family's defaults filled in."""
+    from leopard.model.training.hf_models import NOUNS
 
     encoder = source.family == "encoder"
     for name, default in args.not_hooked.items():
         if getattr(args, name) != default and not (encoder and name == "epochs"):
             option = "--" + name.replace("_", "-")
-            where = "tracing (leopard trace-model)" if name in TRACE_OPTIONS else "BERT checkpoints"
+            where = ("tracing (leopard trace-model)" if name in TRACE_OPTIONS
+                     else "encoders" if name == "epochs" else "BERT checkpoints")
             raise LeopardError(f"{option} applies to {where}; --model {args.model} is {NOUNS[source.family]} "
                                "trained through the hooked attention: drop it")
     for name, value in _given_or(args, BERT_DEFAULTS if encoder else HOOKED_DEFAULTS).items():
         setattr(args, name, value)
     if not encoder:
         args.epochs = None
-    model_commands.train_found_model(args, source)
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:

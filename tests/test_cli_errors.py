@@ -67,6 +67,8 @@ CASES = [
      "--task language-modelling does not fit minilm, an encoder: its task is classification"),
     ("train", ["train", "--model", "smollm2", "--plane-cost", "1", "--out", "{out}"],
      "--plane-cost applies to BERT checkpoints; --model smollm2 is a decoder trained through the hooked attention"),
+    ("train", ["train", "--model", "smollm2", "--epochs", "1", "--out", "{out}"],
+     "--epochs applies to encoders; --model smollm2 is a decoder trained through the hooked attention"),
     ("train", ["train", "--model", "smollm2", "--clip-percentile", "99.9", "--out", "{out}"],
      "--clip-percentile applies to tracing (leopard trace-model)"),
     ("train", ["train", "--model", "smollm2", "--task", "classification", "--out", "{out}"],

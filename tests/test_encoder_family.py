@@ -131,6 +131,13 @@ def test_an_encoder_other_than_bert_trains_through_the_hook_on_the_command_line(
     assert main(["sim", "--trace", str(out / "trace.npz"), "--sim", "icarus", "--stalls",
                  "--out", str(tmp_path / "sim.json")]) == 0
     assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
+    assert main(["golden", "--trace", str(out / "trace.npz"), "--out", str(out / "golden.json")]) == 0
+    assert main(["model-table", str(out), "--out", str(tmp_path / "table.md")]) == 0
+    (row,) = json.loads((tmp_path / "table.json").read_text())
+    assert row["thresholds"] == "learned, λ = 1" and row["family"].startswith("encoder")
+    engine = figures["accuracy"]["engine"]
+    assert row["accuracy"].startswith(f"{engine['value']:.2f} % ")
+    assert row["change vs dense control"].startswith(f"{figures['dense_control']['accuracy_change']['value']:+.2f}")
 
 
 def test_encoder_commands_refuse_what_does_not_fit(tmp_path, capsys):
@@ -149,7 +156,10 @@ def test_encoder_commands_refuse_what_does_not_fit(tmp_path, capsys):
         (["train", "--model", model, "--plane-cost", "1", "--out", str(tmp_path / "b")],
          "--plane-cost applies to BERT checkpoints; --model " + model + " is an encoder trained through"),
         (["train-model", "--model", str(classifier), "--data", str(three), "--text-column", "review",
-          "--label-column", "sentiment", "--out", str(tmp_path / "c")], "classifies 2 classes, the data has 3"),
+          "--label-column", "sentiment", "--out", str(tmp_path / "c")], "classifies 2 classes but the data has 3"),
+        (["trace-model", "--model", str(classifier), "--data", str(three), "--text-column", "review",
+          "--label-column", "sentiment", "--max-tokens", "8", "--preset", "tiny", "--out", str(tmp_path / "d")],
+         "classifies 2 classes but the data has 3"),
         (["trace-model", "--model", str(classifier), "--data", data, *DATA, "--preset", "tiny",
           "--dense-control", model, "--out", str(tmp_path / "d")], "--dense-control compares task figures"),
     ]
@@ -158,3 +168,28 @@ def test_encoder_commands_refuse_what_does_not_fit(tmp_path, capsys):
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1, error
         assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def test_an_encoder_takes_the_bert_paths_defaults_and_warms_up_its_fine_tune(tmp_path):
+    """train on a non-BERT encoder runs train-model with the BERT path's schedule (200 soft and 100
+    hard steps of 16 sentences at 5e-5, thresholds from the 0.3 quantile of 256 sentences, one thread)
+    after half an epoch of dense fine-tune; a decoder keeps train-model's and fine-tunes nothing. The
+    fine-tune's learning rate rises over its first tenth, stays through the soft phase and falls to 0
+    over the hard one."""
+    from leopard.model.training import hf_models
+    from leopard.model.training.hf_train import _weights_lr
+    from leopard.scripts import cli, model_commands, train_commands
+
+    tiny_roberta(tmp_path / "roberta")
+    source = hf_models.find(str(tmp_path / "roberta"))
+    args = cli.build_parser().parse_args(["train", "--model", str(tmp_path / "roberta")])
+    train_commands.hooked_options(args, source)
+    settings, epochs = model_commands.train_model_settings(args, source.family)
+    assert (settings.soft_steps, settings.hard_steps, settings.batch_size, settings.lr) == (200, 100, 16, 5e-5)
+    assert (settings.init_quantile, args.calibration_sentences, args.train_threads, epochs) == (0.3, 256, 1, 0.5)
+    args = cli.build_parser().parse_args(["train-model", "--model", "smollm2"])
+    settings, epochs = model_commands.train_model_settings(args, "decoder")
+    assert (settings.soft_steps, settings.batch_size, settings.lr, epochs) == (100, 8, 1e-5, 0.0)
+    schedule = ModelTrainSettings(finetune_steps=20, soft_steps=5, hard_steps=4, lr=1.0)
+    rates = [_weights_lr(step, schedule) for step in range(29)]
+    assert rates[:3] == [0.5, 1.0, 1.0] and rates[2:25] == [1.0] * 23 and rates[25:] == [1.0, 0.75, 0.5, 0.25]

@@ -70,9 +70,36 @@ def test_the_hook_hands_the_models_own_attention_to_the_core(family):
         with AttentionHook(model, bert.dense_core) as hook:
             hooked = model(**given)[0]
     assert hook.causal == (family == "decoder")
-    assert sorted(hook.layers.values()) == [0, 1]
+    assert hook.layers == 2
     torch.testing.assert_close(hooked, own, rtol=1e-5, atol=1e-5)
     assert model.config._attn_implementation == "eager"
+
+
+def test_a_shared_attention_module_is_numbered_per_call():
+    """ALBERT runs one attention module for all its layers: the hook numbers its calls in each forward
+    pass, so every layer gets its own scores (and thresholds) and a second pass starts again at 0."""
+    torch.manual_seed(0)
+    config = transformers.AlbertConfig(vocab_size=30522, embedding_size=8, hidden_size=16, num_hidden_layers=3,
+                                       num_attention_heads=4, intermediate_size=32)
+    model = transformers.AlbertModel(config)
+    model.set_attn_implementation("eager")
+    model.eval()
+    made = HFModel(model, tokenizer(), "encoder", "tiny-albert", 3, 4, 4, 4)
+    seen = []
+
+    def core(layer, q, k, v, valid, causal=False):
+        seen.append(layer)
+        return bert.dense_core(layer, q, k, v, valid)
+
+    batches = text_batches(made, TEXTS)
+    with torch.no_grad():
+        own = model(**inputs("encoder"))[0]
+        with AttentionHook(model, core) as hook:
+            hooked = model(**inputs("encoder"))[0]
+            model(**inputs("encoder"))
+    torch.testing.assert_close(hooked, own, rtol=1e-5, atol=1e-5)
+    assert seen == [0, 1, 2, 0, 1, 2] and hook.layers == 3
+    assert initial_thresholds(made, batches, 0.5).shape == (3, 4)
 
 
 def test_a_wrong_mask_pattern_fails_the_comparison():

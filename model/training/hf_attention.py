@@ -7,7 +7,8 @@ computed them (after its projections, rotary embeddings and key/value sharing), 
 core ``core(layer, q, k, v, valid, causal=...) -> context``, the interface of the project's own BERT
 (``bert.AttentionCore``) with the mask's kind added:
 
-- ``layer``: the attention modules numbered in the order a forward pass first calls them;
+- ``layer``: the attention calls numbered in the order of a forward pass of the model (a model that
+  shares one attention module between its layers, as ALBERT does, gets one number per call);
 - ``q`` ``[B, H, N, Dh]``, multiplied by ``scaling·√Dh`` so that the core's ``q·k/√Dh`` is the
   model's own ``scaling·q·k``;
 - ``k``, ``v`` ``[B, H, N, Dh]``: with grouped-query attention each key/value head repeated for the
@@ -82,10 +83,12 @@ class AttentionHook:
             )
         self.model = model
         self.core = core
-        self.layers: dict[torch.nn.Module, int] = {}
+        self.layers = 0
+        """Attention calls so far in the current (or last) forward pass of the model."""
         self.causal = False
         """Whether the layers' mask was causal (every layer's must be the same kind)."""
         self._previous: str | None = None
+        self._pass: torch.utils.hooks.RemovableHandle | None = None
 
     def __enter__(self) -> AttentionHook:
         from transformers import AttentionInterface
@@ -95,11 +98,17 @@ class AttentionHook:
         AttentionMaskInterface.register(HOOK, eager_mask)
         self._previous = self.model.config._attn_implementation
         self.model.set_attn_implementation(HOOK)
+        self._pass = self.model.register_forward_pre_hook(self._new_pass)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.model.set_attn_implementation(self._previous or "eager")
+        if self._pass is not None:
+            self._pass.remove()
+
+    def _new_pass(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        self.layers = 0
 
     def _attend(self, module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
@@ -107,7 +116,8 @@ class AttentionHook:
         batch, heads, length, dim = query.shape
         if key.shape[-2] != length:
             raise LeopardError("the model attends to cached keys; run whole sequences (use_cache=False)")
-        layer = self.layers.setdefault(module, len(self.layers))
+        layer = self.layers
+        self.layers += 1
         groups = heads // key.shape[1]
         if groups > 1:
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)

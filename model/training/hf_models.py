@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,8 +130,9 @@ class ModelSource:
     def check_classes(self, classes: int) -> None:
         """A one-line error when the checkpoint is a classifier of another number of classes."""
         if self.is_classifier() and self.config.num_labels != classes:
-            raise LeopardError(f"--model {self.name} classifies {self.config.num_labels} classes, the data "
-                               f"has {classes}: give the encoder without its head, or matching data")
+            labels = self.config.num_labels
+            raise LeopardError(f"{self.name} classifies {labels} classes but the data has {classes}: pass "
+                               f"--data with {labels} classes, or (to train) the encoder without its head")
 
     def load(self, classes: int | None = None) -> HFModel:
         """The model in float32, eval mode, eager attention, with its tokenizer padding on the right. A
@@ -152,7 +153,8 @@ class ModelSource:
             loader = transformers.AutoModelForSequenceClassification
             head = {} if classes is None else {"num_labels": classes}
         try:
-            with _quiet(transformers):
+            new_head = classifier and classes is not None and not self.is_classifier()
+            with _quiet(transformers) if new_head else nullcontext():
                 model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
                                                **options, **head)
             text = self.family != "vision"
@@ -173,7 +175,8 @@ class ModelSource:
 
 @contextmanager
 def _quiet(transformers: Any) -> Iterator[None]:
-    """``transformers`` logging at errors only (its load report lists a new head's weights as missing)."""
+    """``transformers`` logging at errors only, while a new head is made (its load report would list the
+    head's weights as missing)."""
     level = transformers.utils.logging.get_verbosity()
     transformers.utils.logging.set_verbosity_error()
     try:

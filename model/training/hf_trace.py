@@ -51,7 +51,7 @@ classifier's), or ``(pixel_values, labels)`` of images: a classifier's labels co
 @dataclass(frozen=True)
 class ModelTrace:
     """The trace, its thresholds and scales, the share of visible scores pruned in it, and the task's
-    figures (``hf_figures.task_figures``; decoders and vision classifiers)."""
+    figures (``hf_figures.task_figures``; ``None`` for a bare encoder, which has no task)."""
 
     trace: Trace
     threshold: np.ndarray

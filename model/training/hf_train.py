@@ -66,7 +66,8 @@ class ModelTrainSettings:
 
     def check(self) -> None:
         if self.finetune_steps < 0:
-            raise LeopardError(f"--finetune-steps must be at least 0, got {self.finetune_steps}")
+            raise LeopardError(f"the dense fine-tune (--epochs) must be at least 0 steps, got "
+                               f"{self.finetune_steps}")
         if self.soft_steps < 1 and self.prune:
             raise LeopardError("--soft-steps must be at least 1 when thresholds are learned")
         if not 0.0 <= self.init_quantile < 1.0:
