@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,9 @@ ENCODER_FINETUNE_EPOCHS = 0.5
 given, in passes over the training batches, as ``leopard train`` fine-tunes the project's BERT."""
 IMAGE_BATCH = 64
 """Images run through the model at once outside training."""
+DATA_OPTIONS = ("data", "text_column", "label_column", "group_column", "split_seed", "test_fraction",
+                "max_tokens")
+"""The options that choose and split an export's data, recorded in it."""
 CALIBRATING = ("prune", "calibration_sentences", "thresholds", "clip_percentile", "clip_q_percentile",
                "key_block", "preset", "config")
 """``trace-model``'s options that make the scales and thresholds, which an export given as ``--model``
@@ -155,11 +158,12 @@ class _Inputs:
     training: list[Batch]
 
 
-def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0, evaluated: int = 0,
-            batch_size: int | None = None) -> _Inputs:
+def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int = 0,
+            evaluated: int | None = 0, batch_size: int | None = None) -> _Inputs:
     """Sentences or images for ``made``, each set in ``default_rng(seed)`` order: ``calibration`` of the
-    training split (none for 0); the first ``test`` of the test split and the ``evaluated`` after them; with
-    ``batch_size``, the whole training split in whole batches of that size."""
+    training split (none for 0); the first ``test`` of the test split and the ``evaluated`` after them
+    (``None``: the rest of the test split); with ``batch_size``, the whole training split in whole batches
+    of that size."""
     import numpy as np
 
     from leopard.model.training import capture, data, hf_trace, images
@@ -192,7 +196,9 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
                                          labels=labels))
     calibrating = batched(train, pick(train, calibration, "--calibration-sentences")) if calibration else []
     order = np.zeros(0, int)
-    if test:
+    if evaluated is None:
+        order = np.random.default_rng(args.seed).permutation(len(held_out))
+    elif test:
         order = pick(held_out, test + evaluated, "--evaluate" if evaluated else "--sentences")
     training: list[Batch] = []
     if batch_size is not None:
@@ -218,7 +224,6 @@ def run_trace_model(args: argparse.Namespace) -> None:
     from leopard.model.reference import trace as trace_file
     from leopard.model.training import hf_export, hf_figures, hf_trace
     from leopard.model.training.hf_models import NOUNS
-    from leopard.model.training.quantize import QuantSettings
 
     source_model = hf_export.find(args.model)
     exported = source_model.export
@@ -230,13 +235,10 @@ def run_trace_model(args: argparse.Namespace) -> None:
     if evaluate < args.sentences:
         raise LeopardError(f"--evaluate {evaluate} is under --sentences {args.sentences}: the traced "
                            "examples are evaluated too")
-    quant = QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
-                          clip_q_percentile=args.clip_q_percentile)
-    quantization = {"clip_percentile": quant.clip_percentile, "clip_q_percentile": quant.clip_q_percentile,
-                    "key_block": quant.key_block}
+    quant = _quant_settings(args)
     if exported is None:
         theta = None if args.thresholds is None else _learned_thresholds(args.thresholds)
-        made_by = {"model": args.model, "quantization": quantization,
+        made_by = {"model": args.model, "quantization": asdict(quant), "data": _data_settings(args),
                    "calibration_sentences": args.calibration_sentences,
                    "thresholds": args.thresholds or f"the {args.prune:g} quantile of each head's scores"}
     else:
@@ -295,6 +297,91 @@ def run_trace_model(args: argparse.Namespace) -> None:
           f"{out / 'model-trace.json'}; next: leopard golden --trace {out / 'trace.npz'} --out REPORT.json")
 
 
+def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options, as an export records them (``DATA_OPTIONS``)."""
+    return {name: getattr(args, name) for name in DATA_OPTIONS}
+
+
+def _exported(args: argparse.Namespace) -> tuple[ModelSource, HFModel, argparse.Namespace]:
+    """``leopard evaluate``/``trace``'s version 3 export, loaded, and the data options it records (its
+    ``--data`` if given: the file moved) with the command's own."""
+    from leopard.model.training import hf_export
+
+    source = hf_export.load(args.export)
+    given = config_from_args(args)
+    if given is not None and given != source.export.config:
+        raise LeopardError(f"export {args.export} was made for another engine config; drop --preset/--config")
+    recorded = source.export.made_by.get("data")
+    if not isinstance(recorded, dict) or set(recorded) != set(DATA_OPTIONS):
+        raise LeopardError(f"export {args.export} does not record its data; trace it with leopard "
+                           "trace-model --model and the data options")
+    options = argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
+    progress(f"loading {args.export} ({source.family}, {source.layers} layers)")
+    return source, source.load(), options
+
+
+def evaluate_model_export(args: argparse.Namespace) -> None:
+    """``leopard evaluate`` of a version 3 export: the task's figures over every test example of its data,
+    through the engine with the export's scales and thresholds and with the model's own attention (and a
+    ``--dense-control``'s), and the share of their visible scores pruned."""
+    from leopard.model.training import hf_export, hf_figures, hf_trace
+    from leopard.model.training.quantize import QuantSettings
+
+    source, made, options = _exported(args)
+    if made.task is None:
+        raise LeopardError(f"export {args.export} is a bare encoder, which has no task to evaluate; trace it "
+                           "with leopard trace")
+    control = None
+    if args.dense_control is not None:
+        found = hf_export.find(args.dense_control)
+        if found.family != source.family:
+            raise LeopardError(f"--dense-control {args.dense_control} is another kind of model; give the "
+                               "dense control of the same training")
+        control = found.load()
+    options.seed = 0
+    inputs = _inputs(options, made, 0, evaluated=None)
+    exported = source.export
+    run = hf_trace.model_trace(made, exported.config, [], [], 0.0, QuantSettings(), 0, "", progress,
+                               exported.threshold, control, inputs.evaluated, exported.quantization())
+    report = {**hf_trace.describe(made), "export": args.export, "data": inputs.data,
+              "dense_control": args.dense_control, "scores_pruned": round(run.pruned_run, 6),
+              hf_figures.REPORT_KEY[made.family]: run.figures}
+    print(f"{100 * run.pruned_run:.1f} % of the visible scores pruned")
+    print(hf_figures.table(made.family, run.figures))
+    if args.out:
+        write_json(args.out, report)
+        print(f"wrote {args.out}")
+
+
+def trace_model_export(args: argparse.Namespace) -> None:
+    """``leopard trace`` of a version 3 export: ``--sentences`` test examples of its data through the
+    engine with the export's scales and thresholds, as ``trace-model --model EXPORT`` traces them."""
+    from leopard.model.reference import trace as trace_file
+    from leopard.model.training import hf_trace
+    from leopard.model.training.quantize import QuantSettings
+
+    source, made, options = _exported(args)
+    inputs = _inputs(options, made, 0, args.sentences)
+    exported = source.export
+    unit = "images" if made.family == "vision" else "sentences"
+    origin = (f"leopard trace: {args.export}, {args.sentences} test {unit} of {inputs.data} (seed "
+              f"{args.seed}), the export's scales and thresholds, problems ordered ({unit[:-1]}, layer, "
+              "head)")
+    run = hf_trace.model_trace(made, exported.config, [], inputs.test, 0.0, QuantSettings(), args.seed,
+                               origin, progress, exported.threshold, None, (), exported.quantization())
+    trace_file.save(run.trace, args.out)
+    print(f"wrote {args.out}: {run.trace.count} problems of {run.trace.length} tokens, "
+          f"{100 * run.pruned:.1f} % of the visible scores pruned")
+
+
+def _quant_settings(args: argparse.Namespace) -> Any:
+    """The quantization options as ``quantize.QuantSettings``."""
+    from leopard.model.training.quantize import QuantSettings
+
+    return QuantSettings(clip_percentile=args.clip_percentile, key_block=args.key_block,
+                         clip_q_percentile=args.clip_q_percentile)
+
+
 def _check_export_options(args: argparse.Namespace) -> None:
     """Refuse the options that make scales and thresholds when ``--model`` is an export, which holds them."""
     for name, default in args.calibrating.items():
@@ -326,8 +413,11 @@ def run_train_model(args: argparse.Namespace) -> None:
     train_found_model(args, hf_export.find(args.model))
 
 
-def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> None:
-    """``train-model`` on ``source_model``, the model ``args.model`` names (its config already read)."""
+def train_found_model(args: argparse.Namespace, source_model: ModelSource, export: bool = False) -> None:
+    """``train-model`` on ``source_model``, the model ``args.model`` names (its config already read).
+    With ``export`` (``leopard train``), also ``DIR/export.npz``: the trained model with the engine config
+    (``--preset``/``--config`` or the model's head dim's), scales calibrated with the quantization
+    options on the calibration examples, and its thresholds."""
     import time
 
     import numpy as np
@@ -335,7 +425,7 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
     torch_ready(args.train_threads)
     import torch
 
-    from leopard.model.training import hf_train
+    from leopard.model.training import hf_export, hf_trace, hf_train
     from leopard.model.training.hf_models import NOUNS, TASKS
 
     task = TASKS[source_model.family]
@@ -343,6 +433,11 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
         raise LeopardError(f"--task {args.task} does not fit {args.model}, {NOUNS[source_model.family]}: its "
                            f"task is {task}")
     settings, epochs = train_model_settings(args, source_model.family)
+    if export:
+        cfg = _engine_config(args, source_model)
+        hf_trace.check_config(source_model, cfg, args.max_tokens)
+        quant = _quant_settings(args)
+        quant.check(source_model.head_dim)
     classes = _classes(args) if source_model.family == "encoder" else None
     if classes is not None:
         source_model.check_classes(classes)
@@ -360,15 +455,23 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource) -> No
     made.model.save_pretrained(out / "model")
     if made.tokenizer is not None:
         made.tokenizer.save_pretrained(out / "model")
-    theta = trained["theta"]
+    theta = None if trained["theta"] is None else np.round(trained["theta"], 6)
     write_json(out / "thresholds.json", {
         "model": args.model, "layers": made.layers, "heads": made.heads,
-        "theta": None if theta is None else np.round(theta, 6).tolist(),
+        "theta": None if theta is None else theta.tolist(),
     })
     write_json(out / "training.json", {"model": args.model, "task": task, "data": inputs.data,
                                        "settings": trained["settings"], "log": trained["log"]})
     print(f"trained in {time.monotonic() - began:.0f} s; wrote {out / 'model'}, {out / 'thresholds.json'}, "
           f"{out / 'training.json'}")
+    if export:
+        progress(f"calibrating the export's scales on {args.calibration_sentences} training examples")
+        made_by = {"model": args.model, "calibration_sentences": args.calibration_sentences,
+                   "quantization": asdict(quant), "data": _data_settings(args),
+                   "thresholds": "learned" if theta is not None else "none: a dense control"}
+        hf_export.save(hf_export.calibrated(made, cfg, inputs.calibration, quant, theta, made_by),
+                       out / "export.npz")
+        print(f"wrote {out / 'export.npz'}; next: leopard evaluate {out / 'export.npz'}")
 
 
 def train_model_settings(args: argparse.Namespace, family: str) -> tuple[ModelTrainSettings, float]:

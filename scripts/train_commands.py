@@ -44,8 +44,6 @@ ones, through the hooked attention too."""
 BERT_ONLY = ("epochs", "plane_cost", "plane_proxy", "center_keys")
 """Options of the BERT path alone: refused when changed from their defaults for a hooked model (but
 ``epochs``, an encoder's fine-tune there too)."""
-TRACE_OPTIONS = ("clip_percentile", "clip_q_percentile", "key_block", "preset", "config")
-"""Options a hooked model takes when it is traced (``trace-model``), not when it is trained."""
 TASKS = ("classification", "language-modelling", "image-classification")
 
 
@@ -116,8 +114,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/train", metavar="RUN_DIR",
                         help="run folder: checkpoints, export.npz, reports; resumed when present")
     declare(parser, inputs=("config", "data", "model"), outputs=(Output("out", folder=True),))
-    parser.set_defaults(run=run_train, not_hooked={name: parser.get_default(name)
-                                                   for name in BERT_ONLY + TRACE_OPTIONS})
+    parser.set_defaults(run=run_train, not_hooked={name: parser.get_default(name) for name in BERT_ONLY})
 
     parser = commands.add_parser("sweep", help="train for several λ, write the trade-off table and plots")
     _add_train_options(parser)
@@ -138,19 +135,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_requantize)
 
     parser = commands.add_parser("evaluate", help="accuracy and pruning of an exported model")
-    parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
+    parser.add_argument("export", metavar="EXPORT",
+                        help="export.npz written by leopard train, or by leopard trace-model --export")
     add_config_options(parser, default=None)
     add_data_options(parser, override=True)
     parser.add_argument("--dense-control", metavar="EXPORT",
                         help="the dense control's export (leopard train --dense-control): adds the paired "
-                             "accuracy difference against it")
+                             "accuracy difference against it (for any transformers model: also its "
+                             "checkpoint folder)")
     parser.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     parser.add_argument("--threads", type=integer(1), help="torch threads (default: every core)")
     declare(parser, inputs=("export", "config", "data", "dense_control"), outputs=(Output("out"),))
     parser.set_defaults(run=run_evaluate)
 
     parser = commands.add_parser("trace", help="attention trace of real held-out sentences")
-    parser.add_argument("export", metavar="EXPORT", help="export.npz written by leopard train")
+    parser.add_argument("export", metavar="EXPORT",
+                        help="export.npz written by leopard train, or by leopard trace-model --export")
     add_config_options(parser, default=None)
     add_data_options(parser, override=True)
     parser.add_argument("--sentences", type=integer(1), required=True, metavar="N",
@@ -249,26 +249,27 @@ def _train_hooked(args: argparse.Namespace, source: ModelSource) -> None:
     from leopard.scripts import model_commands
 
     hooked_options(args, source)
-    model_commands.train_found_model(args, source)
+    model_commands.train_found_model(args, source, export=True)
 
 
 def hooked_options(args: argparse.Namespace, source: ModelSource) -> None:
     """``train``'s ``args`` made ``train-model``'s for ``source``: the options of the BERT path (but an
-    encoder's ``--epochs``) and of tracing refused when given, the family's defaults filled in."""
+    encoder's ``--epochs``) refused when given, the family's defaults filled in, and the engine config
+    without ``--preset``/``--config`` the preset with the model's head dim."""
     from leopard.model.training.hf_models import NOUNS
 
     encoder = source.family == "encoder"
     for name, default in args.not_hooked.items():
         if getattr(args, name) != default and not (encoder and name == "epochs"):
             option = "--" + name.replace("_", "-")
-            where = ("tracing (leopard trace-model)" if name in TRACE_OPTIONS
-                     else "encoders" if name == "epochs" else "BERT checkpoints")
+            where = "encoders" if name == "epochs" else "BERT checkpoints"
             raise LeopardError(f"{option} applies to {where}; --model {args.model} is {NOUNS[source.family]} "
                                "trained through the hooked attention: drop it")
     for name, value in _given_or(args, BERT_DEFAULTS if encoder else HOOKED_DEFAULTS).items():
         setattr(args, name, value)
     if not encoder:
         args.epochs = None
+    args.default_preset = None
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:
@@ -342,8 +343,21 @@ def run_requantize(args: argparse.Namespace) -> None:
           f"{quant.clip_q_percentile:g}, key block {quant.key_block}")
 
 
+def _holds_any_model(args: argparse.Namespace) -> bool:
+    """Whether the ``EXPORT`` argument is a version 3 export (any ``transformers`` model), which
+    ``model_commands`` evaluates and traces."""
+    from leopard.model.training import export
+
+    return export.version_of(args.export) == export.MODEL_VERSION
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
+    if _holds_any_model(args):
+        from leopard.scripts import model_commands
+
+        model_commands.evaluate_model_export(args)
+        return
     from leopard.model.training.evaluate import evaluate
     from leopard.model.training.export import load_dense_control
 
@@ -368,6 +382,11 @@ def per_head_table(pruned: list[list[float]]) -> str:
 
 def run_trace(args: argparse.Namespace) -> None:
     torch_ready(args.threads)
+    if _holds_any_model(args):
+        from leopard.scripts import model_commands
+
+        model_commands.trace_model_export(args)
+        return
     from leopard.model.reference import trace as trace_file
     from leopard.model.training import capture
 

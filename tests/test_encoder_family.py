@@ -13,6 +13,7 @@ from leopard.hw.config import preset
 from leopard.model.reference import golden
 from leopard.model.reference import trace as trace_file
 from leopard.model.training import hf_trace, quantize
+from leopard.model.training.data import DataSpec, load_dataset
 from leopard.model.training.hf_models import HFModel
 from leopard.model.training.hf_train import ModelTrainSettings, initial_thresholds, train_model
 from leopard.scripts.cli import main
@@ -50,6 +51,12 @@ def tiny_roberta(folder=None):
     model = transformers.RobertaForSequenceClassification(config)
     model.set_attn_implementation("eager")
     return HFModel(model.eval(), bert_tokenizer(), "encoder", "tiny-roberta", 2, 4, 4, 4, classes=2)
+
+
+def data_spec(data):
+    """The split that ``DATA`` gives of the CSV ``data``."""
+    return DataSpec(data=data, text_column="review", label_column="sentiment", group_column="film", labels=None,
+                    max_tokens=8)
 
 
 def labelled(made, count=6, size=3):
@@ -104,16 +111,17 @@ def test_an_encoder_classifier_trace_is_the_golden_models_with_its_labels_figure
 
 def test_an_encoder_other_than_bert_trains_through_the_hook_on_the_command_line(tmp_path):
     """train on a RoBERTa checkpoint goes through the hooked attention (a new head, the dense fine-tune,
-    thresholds); train-model trains its dense control; trace-model traces the classifier with the
-    learned thresholds and the control's paired figures; the trace runs exactly on the RTL (Icarus,
-    random stalls)."""
+    thresholds) and exports it; train trains its dense control; trace-model traces the classifier with
+    the learned thresholds and the control's paired figures; the trace runs exactly on the RTL (Icarus,
+    random stalls); trace of the export gives the same trace, and evaluate of it, against the control's
+    export, the same figures over the whole test split (the 20 sentences trace-model evaluated)."""
     tiny_roberta(tmp_path / "roberta")
     data = str(tiny_csv(tmp_path / "reviews.csv"))
     common = ["--model", str(tmp_path / "roberta"), "--data", data, *DATA, "--soft-steps", "3",
               "--hard-steps", "2", "--calibration-sentences", "16", "--batch-size", "8", "--lr", "1e-3",
               "--epochs", "1"]
     assert main(["train", *common, "--lambda", "1", "--out", str(tmp_path / "pruned")]) == 0
-    assert main(["train-model", *common, "--dense-control", "--out", str(tmp_path / "control")]) == 0
+    assert main(["train", *common, "--dense-control", "--out", str(tmp_path / "control")]) == 0
     training = json.loads((tmp_path / "pruned" / "training.json").read_text())
     assert training["task"] == "classification"
     assert [entry["phase"] for entry in training["log"]].count("finetune") == 9
@@ -132,6 +140,16 @@ def test_an_encoder_other_than_bert_trains_through_the_hook_on_the_command_line(
                  "--out", str(tmp_path / "sim.json")]) == 0
     assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
     assert main(["golden", "--trace", str(out / "trace.npz"), "--out", str(out / "golden.json")]) == 0
+    assert main(["trace", str(tmp_path / "pruned" / "export.npz"), "--sentences", "4",
+                 "--out", str(tmp_path / "again.npz")]) == 0
+    again = trace_file.load(tmp_path / "again.npz")
+    for name in ("q", "k", "v", "valid_len", "threshold", "scale"):
+        assert np.array_equal(getattr(again, name), getattr(trace, name)), name
+    assert main(["evaluate", str(tmp_path / "pruned" / "export.npz"), "--dense-control",
+                 str(tmp_path / "control" / "export.npz"), "--out", str(tmp_path / "evaluation.json")]) == 0
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert len(load_dataset(data_spec(data)).test) == 20
+    assert evaluation["family"] == "encoder" and evaluation["text_classification"] == figures
     assert main(["model-table", str(out), "--out", str(tmp_path / "table.md")]) == 0
     (row,) = json.loads((tmp_path / "table.json").read_text())
     assert row["thresholds"] == "learned, λ = 1" and row["family"].startswith("encoder")

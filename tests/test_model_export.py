@@ -130,16 +130,23 @@ def test_a_malformed_model_export_is_a_one_line_error(traced, tmp_path, capsys, 
     assert not out.exists()
 
 
-def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_commands(traced, tmp_path, capsys):
+def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_only_commands(traced, tmp_path,
+                                                                                       capsys):
     folder, data = traced
     model = str(folder / "a.npz")
+    bare = _rewrite(folder / "a.npz", tmp_path / "no-data.npz",
+                    model=np.array(json.dumps({"family": "encoder", "made_by": {"model": "x"}})))
     cases = [
+        (["trace", str(bare), "--sentences", "2", "--out", str(tmp_path / "a.json")],
+         f"export {bare} does not record its data; trace it with leopard trace-model --model"),
         (["trace-model", "--model", model, "--data", data, *DATA, "--prune", "0.5", "--out", str(tmp_path / "a")],
          f"--prune makes scales and thresholds, which the export {model} holds"),
         (["trace-model", "--model", model, "--data", data, *DATA, "--preset", "tiny", "--out", str(tmp_path / "a")],
          "--preset makes scales and thresholds"),
-        (["evaluate", model, "--out", str(tmp_path / "a.json")],
-         "a transformers model's export, not the project's BERT; give it to leopard trace-model --model"),
+        (["evaluate", model, "--preset", "small", "--out", str(tmp_path / "a.json")],
+         f"export {model} was made for another engine config; drop --preset/--config"),
+        (["requantize", model, "--out", str(tmp_path / "a.json")],
+         "a transformers model's export, not the project's BERT; give it to leopard evaluate, leopard trace or"),
         (["trace-model", "--model", str(folder / "classifier"), "--data", data, *DATA, "--preset", "tiny",
           "--out", str(tmp_path / "a"), "--export", str(tmp_path)], "--export " + str(tmp_path) + " is a folder"),
     ]

@@ -72,8 +72,7 @@ def _rewrite(trained, tmp_path, **changes):
     [
         ({"threshold_int": None}, "field 'threshold_int': missing"),
         ({"version": np.array(4)}, "field 'version': must be 1, 2, 3"),
-        ({"version": np.array(3)}, "a transformers model's export, not the project's BERT; give it to "
-                                   "leopard trace-model --model"),
+        ({"version": np.array(3)}, "field 'model': key 'made_by' must be a JSON object"),
         ({"key_channel_scale": None}, "field 'key_channel_scale': missing"),
         ({"version": np.array(2), "key_channel_scale": np.ones((2, 2, 3))},
          "field 'key_channel_scale': must be a floating array (2, 2, 4)"),

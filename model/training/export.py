@@ -20,7 +20,7 @@ import torch
 from leopard.hw import fixedpoint
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
-from leopard.hw.npz import read_npz, write_npz
+from leopard.hw.npz import NpzBlocks, read_npz, write_npz
 from leopard.model.training.bert import BertConfig, Classifier
 from leopard.model.training.data import DataSpec, Tokenizer
 from leopard.model.training.quantize import HardwareCore, Quantization, threshold_int
@@ -234,6 +234,17 @@ def json_field(fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
     return value
 
 
+def version_of(path: str | Path) -> int:
+    """The format version of the export at ``path``, read without its other fields."""
+    with NpzBlocks(path, "export", ExportError) as archive:
+        fields = {name: archive.read(name, checked=True) for name in ("format", "version")
+                  if name in archive.members}
+    try:
+        return file_version(fields)
+    except LeopardError as error:
+        raise ExportError(f"export {path}: {error}") from None
+
+
 def file_version(fields: dict[str, np.ndarray]) -> int:
     """The export's format version (any this leopard reads: ``VERSIONS`` or ``MODEL_VERSION``)."""
     if string_field(fields, "format") != FORMAT:
@@ -252,7 +263,7 @@ def _from_fields(fields: dict[str, np.ndarray]) -> Export:
     version = file_version(fields)
     if version == MODEL_VERSION:
         raise field_error("version", f"{version}: a transformers model's export, not the project's BERT; "
-                                     "give it to leopard trace-model --model")
+                                     "give it to leopard evaluate, leopard trace or trace-model --model")
     try:
         cfg = EngineConfig.from_json(string_field(fields, "config"))
     except ConfigError as error:

@@ -23,7 +23,7 @@ import numpy as np
 from leopard.hw.config import ConfigError, EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.npz import read_npz, write_npz
-from leopard.model.training import hf_models
+from leopard.model.training import hf_models, hf_trace
 from leopard.model.training.export import (
     FORMAT,
     KEY_CHANNEL,
@@ -38,7 +38,7 @@ from leopard.model.training.export import (
     string_field,
 )
 from leopard.model.training.hf_models import FAMILIES, HFModel, ModelSource, attention_shape
-from leopard.model.training.quantize import Quantization
+from leopard.model.training.quantize import Quantization, QuantSettings, threshold_int
 
 FILE_PREFIX = "file."
 CONFIG_FILE = "config.json"
@@ -106,6 +106,19 @@ def from_trace(made: HFModel, cfg: EngineConfig, quant: Quantization, threshold_
     weights = {name: value.detach().float().numpy().copy() for name, value in made.model.state_dict().items()}
     return ModelExport(cfg, made.family, made_by, files, weights, threshold, threshold_int.astype(np.int64),
                        quant.scale_q, quant.scale_k, quant.scale_v, quant.key_channel)
+
+
+def calibrated(made: HFModel, cfg: EngineConfig, calibration: list[Any], settings: QuantSettings,
+               theta: np.ndarray | None, made_by: dict[str, Any]) -> ModelExport:
+    """The export of a trained model: scales calibrated on the ``calibration`` batches as
+    ``trace-model`` calibrates them, ``θ_int = ⌈θ / scale⌉`` of the learned ``theta``, or for a dense
+    control (``None``) the register's minimum, so that the engine keeps every key."""
+    quant = hf_trace.calibrate(made, cfg, calibration, settings)
+    if theta is None:
+        threshold = np.full((made.layers, made.heads), cfg.threshold_min, np.int64)
+    else:
+        threshold = threshold_int(theta, quant.score_scale(), cfg)
+    return from_trace(made, cfg, quant, threshold, theta, made_by)
 
 
 def check_weights(found: ModelSource) -> None:

@@ -50,13 +50,15 @@ classifier's), or ``(pixel_values, labels)`` of images: a classifier's labels co
 
 @dataclass(frozen=True)
 class ModelTrace:
-    """The trace, its thresholds and scales, the share of visible scores pruned in it, and the task's
+    """The trace (``None`` when no batch was traced), its thresholds and scales, the share of visible
+    scores pruned in it and in every example run (``pruned_run``: traced and evaluated), and the task's
     figures (``hf_figures.task_figures``; ``None`` for a bare encoder, which has no task)."""
 
-    trace: Trace
+    trace: Trace | None
     threshold: np.ndarray
     quant: quantize.Quantization
     pruned: float
+    pruned_run: float
     figures: dict[str, Any] | None
 
 
@@ -149,6 +151,16 @@ def flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
+def calibrate(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch],
+              settings: quantize.QuantSettings) -> quantize.Quantization:
+    """Step 1: the scales, from the dense float model on the ``calibration`` batches."""
+    def run_dense(core: Callable[..., torch.Tensor]) -> None:
+        for batch in calibration:
+            run_hooked(made, core, batch)
+
+    return quantize.calibrate_with(run_dense, cfg, settings)
+
+
 def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], test: Sequence[Batch],
                 prune: float, settings: quantize.QuantSettings, seed: int, source: str,
                 progress: Callable[[str], None] = lambda message: None, theta: np.ndarray | None = None,
@@ -158,20 +170,17 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
     ``theta`` (``[layers, heads]``, learned, in units of ``scaling·q·k``) replaces the quantile
     thresholds; ``control`` (a model of the same family and inputs, e.g. the dense control of the
     training) adds the paired differences against its own float attention on the same examples;
-    ``evaluated`` batches count in the figures but not in the trace; ``calibrated`` (an export's scales,
-    with its ``theta``) replaces step 1, and ``calibration`` is then not run."""
-    longest = max(tokens_of(made, batch) for batch in test)
+    ``evaluated`` batches count in the figures but not in the trace (with no ``test`` batch, nothing is
+    traced); ``calibrated`` (an export's scales, with its ``theta``) replaces step 1, and
+    ``calibration`` is then not run."""
+    longest = max(tokens_of(made, batch) for batch in (test or evaluated))
     check_config(made, cfg, longest)
     settings.check(made.head_dim)
-
-    def run_dense(core: Callable[..., torch.Tensor]) -> None:
-        for batch in calibration:
-            run_hooked(made, core, batch)
 
     quant = calibrated
     if quant is None:
         progress(f"calibrating scales on {sum(len(batch[0]) for batch in calibration)} examples")
-        quant = quantize.calibrate_with(run_dense, cfg, settings)
+        quant = calibrate(made, cfg, calibration, settings)
     if theta is None:
         progress(f"thresholds at the {prune:g} quantile of each head's scores")
         threshold = quantile_thresholds(made, calibration, cfg, quant, prune)
@@ -181,7 +190,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
     else:
         threshold = quantize.threshold_int(theta, quant.score_scale(), cfg)
     parts: dict[str, list[np.ndarray]] = {}
-    kept = pairs = 0
+    kept = pairs = kept_run = pairs_run = 0
     causal = False
     traced = sum(len(batch[0]) for batch in test)
     first, total = 0, traced + sum(len(batch[0]) for batch in evaluated)
@@ -193,6 +202,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
                                      capture=tracing)
         logits, hook = run_hooked(made, core, batch)
         causal = hook.causal
+        kept_run, pairs_run = kept_run + int(core.stats.kept.sum()), pairs_run + int(core.stats.pairs.sum())
         if tracing:
             kept, pairs = kept + int(core.stats.kept.sum()), pairs + int(core.stats.pairs.sum())
             for name, value in batch_fields(made, cfg, core.captured, first, longest).items():
@@ -206,18 +216,22 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
                         hf_figures.counts(made.family, forward(reference, batch), batch))
         first += len(batch[0])
     joined = {name: np.concatenate(values) for name, values in parts.items()}
-    trace = Trace(
-        config=cfg, q=joined["q"], k=joined["k"], v=joined["v"], valid_len=joined["valid_len"], causal=causal,
-        threshold=np.tile(threshold.ravel(), traced), scale=np.tile(quant.score_scale().ravel(), traced),
-        layer=np.tile(np.repeat(np.arange(made.layers, dtype=np.int32), made.heads), traced),
-        head=np.tile(np.arange(made.heads, dtype=np.int32), traced * made.layers),
-        kv_group=joined["kv_group"] if made.kv_heads < made.heads else None, source=source,
-    )
+    trace = None
+    if traced:
+        trace = Trace(
+            config=cfg, q=joined["q"], k=joined["k"], v=joined["v"], valid_len=joined["valid_len"],
+            causal=causal, threshold=np.tile(threshold.ravel(), traced),
+            scale=np.tile(quant.score_scale().ravel(), traced),
+            layer=np.tile(np.repeat(np.arange(made.layers, dtype=np.int32), made.heads), traced),
+            head=np.tile(np.arange(made.heads, dtype=np.int32), traced * made.layers),
+            kv_group=joined["kv_group"] if made.kv_heads < made.heads else None, source=source,
+        )
     figures = None
     if scored:
         figures = hf_figures.task_figures(made.family, joined["dense"], joined["engine"], seed,
                                           joined.get("control"))
-    return ModelTrace(trace, threshold, quant, 1.0 - kept / max(pairs, 1), figures)
+    return ModelTrace(trace, threshold, quant, 1.0 - kept / max(pairs, 1), 1.0 - kept_run / max(pairs_run, 1),
+                      figures)
 
 
 def batch_fields(made: HFModel, cfg: EngineConfig, captured: list[quantize.Captured], first: int,
