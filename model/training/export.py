@@ -47,23 +47,14 @@ def field_error(field: str, message: str) -> ExportError:
 
 
 @dataclass(frozen=True)
-class Export:
-    """A trained classifier ready for the engine.
-
-    ``threshold`` (float, on ``q·k/√Dh``), ``threshold_int`` (score domain), ``scale_q``/``scale_k``/
-    ``scale_v``: ``[layers, heads]``; ``key_channel_scale`` ``[layers, heads, Dh]``: the relative key
-    channel scales ``c_d`` of ``model/training/quantize.py`` (all 1: one key scale per head). ``weights``: the
-    classifier's state dict as float16/float32 arrays; ``tokenizer``: the text of its ``tokenizer.json``.
-    """
+class EngineTables:
+    """The engine's view of a model's attention, held by every export version: its engine config and per
+    (layer, head) ``threshold`` (float, on ``q·k/√Dh``), ``threshold_int`` (score domain), ``scale_q``/
+    ``scale_k``/``scale_v`` ``[layers, heads]``, and ``key_channel_scale`` ``[layers, heads, Dh]``: the
+    relative key channel scales ``c_d`` of ``model/training/quantize.py`` (all 1: one key scale per
+    head)."""
 
     config: EngineConfig
-    bert: BertConfig
-    tokenizer: str
-    labels: tuple[str, ...]
-    data: DataSpec
-    data_sha256: str
-    training: dict[str, Any]
-    weights: dict[str, np.ndarray]
     threshold: np.ndarray
     threshold_int: np.ndarray
     scale_q: np.ndarray
@@ -71,15 +62,30 @@ class Export:
     scale_v: np.ndarray
     key_channel_scale: np.ndarray
 
+    def quantization(self) -> Quantization:
+        return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
+                            head_dim=self.key_channel_scale.shape[-1])
+
+
+@dataclass(frozen=True)
+class Export(EngineTables):
+    """A trained classifier of the project's BERT ready for the engine (versions 1 and 2): the tables,
+    ``weights`` (the classifier's state dict as float16/float32 arrays), ``tokenizer`` (the text of its
+    ``tokenizer.json``), its labels, data and training settings."""
+
+    bert: BertConfig
+    tokenizer: str
+    labels: tuple[str, ...]
+    data: DataSpec
+    data_sha256: str
+    training: dict[str, Any]
+    weights: dict[str, np.ndarray]
+
     def __post_init__(self) -> None:
         validate(self)
 
     def text_tokenizer(self) -> Tokenizer:
         return Tokenizer(self.tokenizer, self.data.max_tokens)
-
-    def quantization(self) -> Quantization:
-        return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
-                            head_dim=self.bert.head_dim)
 
     def hardware_core(self, *, prune: bool = True, capture: bool = False) -> HardwareCore:
         """The engine as the attention core of this export's model, with its scales and thresholds."""
@@ -259,15 +265,20 @@ def file_version(fields: dict[str, np.ndarray]) -> int:
     return int(version)
 
 
+def config_field(fields: dict[str, np.ndarray]) -> EngineConfig:
+    """The engine config an export holds (field ``config``)."""
+    try:
+        return EngineConfig.from_json(string_field(fields, "config"))
+    except ConfigError as error:
+        raise field_error("config", str(error)) from None
+
+
 def _from_fields(fields: dict[str, np.ndarray]) -> Export:
     version = file_version(fields)
     if version == MODEL_VERSION:
         raise field_error("version", f"{version}: a transformers model's export, not the project's BERT; "
                                      "give it to leopard evaluate, leopard trace or trace-model --model")
-    try:
-        cfg = EngineConfig.from_json(string_field(fields, "config"))
-    except ConfigError as error:
-        raise field_error("config", str(error)) from None
+    cfg = config_field(fields)
     model = json_field(fields, "model")
     kinds = (("bert", dict), ("labels", list), ("data", dict), ("data_sha256", str), ("training", dict))
     for key, kind in kinds:

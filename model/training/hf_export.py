@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from leopard.hw.config import ConfigError, EngineConfig
+from leopard.hw.config import EngineConfig
 from leopard.hw.errors import LeopardError
 from leopard.hw.npz import read_npz, write_npz
 from leopard.model.training import hf_models, hf_trace
@@ -30,12 +30,13 @@ from leopard.model.training.export import (
     MODEL_VERSION,
     TABLES,
     WEIGHT_PREFIX,
+    EngineTables,
     ExportError,
     check_engine_tables,
+    config_field,
     field_error,
     file_version,
     json_field,
-    string_field,
 )
 from leopard.model.training.hf_models import FAMILIES, HFModel, ModelSource, attention_shape
 from leopard.model.training.quantize import Quantization, QuantSettings, threshold_int
@@ -45,31 +46,19 @@ CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
-class ModelExport:
-    """A ``transformers`` model with the engine's view of its attention.
+class ModelExport(EngineTables):
+    """A ``transformers`` model with the engine's view of its attention (``export.EngineTables``).
 
     ``files``: the bytes of ``config.json`` and of the tokenizer's files (none for a vision model) by
     name; ``weights``: the model's state dict as float32 arrays; ``made_by``: what made the export (the
-    ``--model`` it came from, the quantization settings, where its thresholds came from). The tables are
-    ``export.Export``'s: ``threshold`` (float, ``θ`` on ``q·k/√Dh``), ``threshold_int``, ``scale_q``,
-    ``scale_k``, ``scale_v`` ``[layers, heads]``, ``key_channel_scale`` ``[layers, heads, Dh]``.
+    ``--model`` it came from, the quantization settings, where its thresholds came from, its data
+    options).
     """
 
-    config: EngineConfig
     family: str
     made_by: dict[str, Any]
     files: dict[str, bytes]
     weights: dict[str, np.ndarray]
-    threshold: np.ndarray
-    threshold_int: np.ndarray
-    scale_q: np.ndarray
-    scale_k: np.ndarray
-    scale_v: np.ndarray
-    key_channel_scale: np.ndarray
-
-    def quantization(self) -> Quantization:
-        return Quantization(self.scale_q, self.scale_k, self.scale_v, self.key_channel_scale,
-                            head_dim=self.key_channel_scale.shape[-1])
 
     def source(self, name: str) -> ModelSource:
         """The model as ``hf_models.find`` gives a checkpoint: its files unpacked into a folder that lives
@@ -104,8 +93,10 @@ def from_trace(made: HFModel, cfg: EngineConfig, quant: Quantization, threshold_
             made.tokenizer.save_pretrained(folder)
         files = {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir()) if path.is_file()}
     weights = {name: value.detach().float().numpy().copy() for name, value in made.model.state_dict().items()}
-    return ModelExport(cfg, made.family, made_by, files, weights, threshold, threshold_int.astype(np.int64),
-                       quant.scale_q, quant.scale_k, quant.scale_v, quant.key_channel)
+    return ModelExport(config=cfg, threshold=threshold, threshold_int=threshold_int.astype(np.int64),
+                       scale_q=quant.scale_q, scale_k=quant.scale_k, scale_v=quant.scale_v,
+                       key_channel_scale=quant.key_channel, family=made.family, made_by=made_by, files=files,
+                       weights=weights)
 
 
 def calibrated(made: HFModel, cfg: EngineConfig, calibration: list[Any], settings: QuantSettings,
@@ -191,10 +182,7 @@ def _from_fields(fields: dict[str, np.ndarray]) -> ModelExport:
     if version != MODEL_VERSION:
         raise field_error("version", f"{version}: an export of the project's BERT (leopard train); give "
                                      "it to leopard evaluate or leopard trace")
-    try:
-        cfg = EngineConfig.from_json(string_field(fields, "config"))
-    except ConfigError as error:
-        raise field_error("config", str(error)) from None
+    cfg = config_field(fields)
     model = json_field(fields, "model")
     if not isinstance(model.get("made_by"), dict):
         raise field_error("model", "key 'made_by' must be a JSON object")
@@ -212,5 +200,5 @@ def _from_fields(fields: dict[str, np.ndarray]) -> ModelExport:
             files[name.removeprefix(FILE_PREFIX)] = value.tobytes()
     weights = {name.removeprefix(WEIGHT_PREFIX): value for name, value in fields.items()
                if name.startswith(WEIGHT_PREFIX)}
-    return ModelExport(cfg, model.get("family"), model["made_by"], files, weights,
-                       **{name: fields[name] for name in (*TABLES, KEY_CHANNEL)})
+    return ModelExport(config=cfg, family=model["family"], made_by=model["made_by"], files=files,
+                       weights=weights, **{name: fields[name] for name in (*TABLES, KEY_CHANNEL)})
