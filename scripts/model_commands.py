@@ -302,9 +302,9 @@ def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in DATA_OPTIONS}
 
 
-def _exported(args: argparse.Namespace) -> tuple[ModelSource, HFModel, argparse.Namespace]:
-    """``leopard evaluate``/``trace``'s version 3 export, loaded, and the data options it records (its
-    ``--data`` if given: the file moved) with the command's own."""
+def _exported(args: argparse.Namespace) -> tuple[ModelSource, argparse.Namespace]:
+    """``leopard evaluate``/``trace``'s version 3 export and the data options it records (its ``--data``
+    if given: the file moved) with the command's own."""
     from leopard.model.training import hf_export
 
     source = hf_export.load(args.export)
@@ -315,9 +315,12 @@ def _exported(args: argparse.Namespace) -> tuple[ModelSource, HFModel, argparse.
     if not isinstance(recorded, dict) or set(recorded) != set(DATA_OPTIONS):
         raise LeopardError(f"export {args.export} does not record its data; trace it with leopard "
                            "trace-model --model and the data options")
-    options = argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
-    progress(f"loading {args.export} ({source.family}, {source.layers} layers)")
-    return source, source.load(), options
+    return source, argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
+
+
+def _load_exported(source: ModelSource) -> HFModel:
+    progress(f"loading {source.name} ({source.family}, {source.layers} layers)")
+    return source.load()
 
 
 def evaluate_model_export(args: argparse.Namespace) -> None:
@@ -327,17 +330,17 @@ def evaluate_model_export(args: argparse.Namespace) -> None:
     from leopard.model.training import hf_export, hf_figures, hf_trace
     from leopard.model.training.quantize import QuantSettings
 
-    source, made, options = _exported(args)
-    if made.task is None:
+    source, options = _exported(args)
+    if source.family == "encoder" and not source.is_classifier():
         raise LeopardError(f"export {args.export} is a bare encoder, which has no task to evaluate; trace it "
                            "with leopard trace")
-    control = None
-    if args.dense_control is not None:
-        found = hf_export.find(args.dense_control)
-        if found.family != source.family:
-            raise LeopardError(f"--dense-control {args.dense_control} is another kind of model; give the "
-                               "dense control of the same training")
-        control = found.load()
+    found = None if args.dense_control is None else hf_export.find(args.dense_control)
+    kinds = [(model.family, model.is_classifier()) for model in (source, found) if model is not None]
+    if len(set(kinds)) > 1:
+        raise LeopardError(f"--dense-control {args.dense_control} is another kind of model; give the dense "
+                           "control of the same training")
+    made = _load_exported(source)
+    control = None if found is None else found.load()
     options.seed = 0
     inputs = _inputs(options, made, 0, evaluated=None)
     exported = source.export
@@ -360,7 +363,8 @@ def trace_model_export(args: argparse.Namespace) -> None:
     from leopard.model.training import hf_trace
     from leopard.model.training.quantize import QuantSettings
 
-    source, made, options = _exported(args)
+    source, options = _exported(args)
+    made = _load_exported(source)
     inputs = _inputs(options, made, 0, args.sentences)
     exported = source.export
     unit = "images" if made.family == "vision" else "sentences"

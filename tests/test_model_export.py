@@ -136,7 +136,10 @@ def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_only_co
     model = str(folder / "a.npz")
     bare = _rewrite(folder / "a.npz", tmp_path / "no-data.npz",
                     model=np.array(json.dumps({"family": "encoder", "made_by": {"model": "x"}})))
+    tiny_roberta(tmp_path / "encoder")
     cases = [
+        (["evaluate", model, "--dense-control", str(tmp_path / "encoder"), "--out", str(tmp_path / "a.json")],
+         f"--dense-control {tmp_path / 'encoder'} is another kind of model"),
         (["trace", str(bare), "--sentences", "2", "--out", str(tmp_path / "a.json")],
          f"export {bare} does not record its data; trace it with leopard trace-model --model"),
         (["trace-model", "--model", model, "--data", data, *DATA, "--prune", "0.5", "--out", str(tmp_path / "a")],
