@@ -278,7 +278,7 @@ def run_trace_model(args: argparse.Namespace) -> None:
         "prune_target": None if theta is not None else args.prune, "thresholds": args.thresholds,
         "export": None if exported is None else args.model,
         "dense_control": args.dense_control, "scores_pruned": round(traced.pruned, 6),
-        "threshold_int": traced.threshold.tolist(),
+        "queries_all_pruned": round(traced.all_pruned, 6), "threshold_int": traced.threshold.tolist(),
     }
     if traced.figures is not None:
         figures[hf_figures.REPORT_KEY[made.family]] = traced.figures
@@ -290,7 +290,8 @@ def run_trace_model(args: argparse.Namespace) -> None:
                        args.export_out)
         print(f"wrote {args.export_out} (the model, its engine config, scales and thresholds)")
     print(f"{made.name}: {made.family}, {made.layers} layers, {made.heads} heads ({made.kv_heads} key/value "
-          f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the traced scores pruned")
+          f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the traced scores pruned, "
+          f"{100 * traced.all_pruned:.1f} % of the queries with every key pruned (output zero)")
     if traced.figures is not None:
         print(hf_figures.table(made.family, traced.figures))
     print(f"wrote {out / 'trace.npz'} ({traced.trace.count} problems of {traced.trace.length} tokens) and "

@@ -154,8 +154,8 @@ def decoder_trace():
 
 def test_a_decoder_trace_is_causal_shares_keys_per_group_and_matches_the_golden_model(decoder_trace):
     """Every problem of the real trace, run by the golden model, gives exactly the outputs the model
-    computed through the engine; query heads 0-1 and 2-3 read one key head each; the pruned share on
-    the calibration sentences sits at the quantile."""
+    computed through the engine; query heads 0-1 and 2-3 read one key head each; the pruned share and
+    the share of queries with every key pruned are the golden model's."""
     _, traced = decoder_trace
     trace = traced.trace
     assert trace.causal and trace.count == 4 * 2 * 4
@@ -164,6 +164,9 @@ def test_a_decoder_trace_is_causal_shares_keys_per_group_and_matches_the_golden_
     result = golden.run(ENGINE, trace.problems())
     assert result.kept.sum() + round(traced.pruned * result.visible.sum()) == result.visible.sum()
     visible = result.visible
+    rows = visible.any(axis=2)
+    empty = int((rows & ~result.kept.any(axis=2)).sum())
+    assert empty > 0 and round(traced.all_pruned * rows.sum()) == empty
     idx = np.arange(trace.length)
     assert not (visible & (idx[None, None, :] > idx[None, :, None])).any()
     lm = traced.figures

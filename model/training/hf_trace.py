@@ -51,14 +51,17 @@ classifier's), or ``(pixel_values, labels)`` of images: a classifier's labels co
 @dataclass(frozen=True)
 class ModelTrace:
     """The trace (``None`` when no batch was traced), its thresholds and scales, the share of visible
-    scores pruned in it and in every example run (``pruned_run``: traced and evaluated), and the task's
-    figures (``hf_figures.task_figures``; ``None`` for a bare encoder, which has no task)."""
+    scores pruned in it and in every example run (``pruned_run``: traced and evaluated), the share of its
+    (query, layer, head) rows whose every visible key is pruned (``all_pruned``: the engine outputs zero
+    for them), and the task's figures (``hf_figures.task_figures``; ``None`` for a bare encoder, which
+    has no task)."""
 
     trace: Trace | None
     threshold: np.ndarray
     quant: quantize.Quantization
     pruned: float
     pruned_run: float
+    all_pruned: float
     figures: dict[str, Any] | None
 
 
@@ -190,7 +193,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
     else:
         threshold = quantize.threshold_int(theta, quant.score_scale(), cfg)
     parts: dict[str, list[np.ndarray]] = {}
-    kept = pairs = kept_run = pairs_run = 0
+    kept = pairs = kept_run = pairs_run = queries = empty = 0
     causal = False
     traced = sum(len(batch[0]) for batch in test)
     first, total = 0, traced + sum(len(batch[0]) for batch in evaluated)
@@ -205,6 +208,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
         kept_run, pairs_run = kept_run + int(core.stats.kept.sum()), pairs_run + int(core.stats.pairs.sum())
         if tracing:
             kept, pairs = kept + int(core.stats.kept.sum()), pairs + int(core.stats.pairs.sum())
+            queries, empty = queries + core.queries, empty + core.empty_queries
             for name, value in batch_fields(made, cfg, core.captured, first, longest).items():
                 parts.setdefault(name, []).append(value)
         if scored:
@@ -231,7 +235,7 @@ def model_trace(made: HFModel, cfg: EngineConfig, calibration: Sequence[Batch], 
         figures = hf_figures.task_figures(made.family, joined["dense"], joined["engine"], seed,
                                           joined.get("control"))
     return ModelTrace(trace, threshold, quant, 1.0 - kept / max(pairs, 1), 1.0 - kept_run / max(pairs_run, 1),
-                      figures)
+                      empty / max(queries, 1), figures)
 
 
 def batch_fields(made: HFModel, cfg: EngineConfig, captured: list[quantize.Captured], first: int,
