@@ -152,6 +152,7 @@ class _Inputs:
     """The batches a command runs a model on, and what the report says of their data."""
 
     data: str
+    sha256: str
     calibration: list[Batch]
     test: list[Batch]
     evaluated: list[Batch]
@@ -174,7 +175,7 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
             raise LeopardError(f"--model {args.model} takes {channels} image channels; the images are read "
                                "as one grayscale channel, so give a model with num_channels 1")
         found = images.load(args.data or images.FASHION_MNIST)
-        name, train, held_out = found.name, found.train, found.test
+        name, digest, train, held_out = found.name, found.sha256, found.train, found.test
 
         def pick(part: Any, count: int, option: str) -> np.ndarray:
             return images.pick(part, count, args.seed, option)
@@ -184,7 +185,7 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
     else:
         spec = data_spec(args)
         dataset = data.load_dataset(spec)
-        name, train, held_out = spec.data, dataset.train, dataset.test
+        name, digest, train, held_out = spec.data, dataset.sha256, dataset.train, dataset.test
 
         def pick(part: Any, count: int, option: str) -> np.ndarray:
             what = "training sentences" if part is train else "test sentences"
@@ -204,8 +205,8 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
     if batch_size is not None:
         every = np.random.default_rng(args.seed).permutation(len(train))
         training = batched(train, every[:len(every) - len(every) % batch_size], batch_size)
-    return _Inputs(name, calibrating, batched(held_out, order[:test]), batched(held_out, order[test:]),
-                   training)
+    return _Inputs(name, digest, calibrating, batched(held_out, order[:test]),
+                   batched(held_out, order[test:]), training)
 
 
 def _engine_config(args: argparse.Namespace, source: ModelSource) -> Any:
@@ -286,8 +287,8 @@ def run_trace_model(args: argparse.Namespace) -> None:
     trace_file.save(traced.trace, out / "trace.npz")
     write_json(out / "model-trace.json", figures)
     if args.export_out:
-        hf_export.save(hf_export.from_trace(made, cfg, traced.quant, traced.threshold, theta, made_by),
-                       args.export_out)
+        hf_export.save(hf_export.from_trace(made, cfg, traced.quant, traced.threshold, theta,
+                                            {**made_by, "data_sha256": inputs.sha256}), args.export_out)
         print(f"wrote {args.export_out} (the model, its engine config, scales and thresholds)")
     print(f"{made.name}: {made.family}, {made.layers} layers, {made.heads} heads ({made.kv_heads} key/value "
           f"heads), head dim {made.head_dim}; {100 * traced.pruned:.1f} % of the traced scores pruned, "
@@ -316,7 +317,21 @@ def _exported(args: argparse.Namespace) -> tuple[ModelSource, argparse.Namespace
     if not isinstance(recorded, dict) or set(recorded) != set(DATA_OPTIONS):
         raise LeopardError(f"export {args.export} does not record its data; trace it with leopard "
                            "trace-model --model and the data options")
-    return source, argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
+    options = argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
+    recorded_sha256 = source.export.made_by.get("data_sha256")
+    if recorded_sha256 is not None and _data_sha256(options, source.family) != recorded_sha256:
+        raise LeopardError(f"data {options.data} differs from the data export {args.export} was made on "
+                           "(sha256); pass the same data with --data")
+    return source, options
+
+
+def _data_sha256(args: argparse.Namespace, family: str) -> str:
+    """The digest of the data ``args`` names, as ``_inputs`` reads it for a model of ``family``."""
+    from leopard.model.training import data, images
+
+    if family == "vision":
+        return images.load(args.data or images.FASHION_MNIST).sha256
+    return data.load_dataset(data_spec(args)).sha256
 
 
 def _load_exported(source: ModelSource) -> HFModel:
@@ -473,7 +488,8 @@ def train_found_model(args: argparse.Namespace, source_model: ModelSource, expor
         progress(f"calibrating the export's scales on {args.calibration_sentences} training examples")
         made_by = {"model": args.model, "calibration_sentences": args.calibration_sentences,
                    "quantization": asdict(quant), "data": _data_settings(args),
-                   "thresholds": "learned" if theta is not None else "none: a dense control"}
+                   "thresholds": "learned" if theta is not None else "none: a dense control",
+                   "data_sha256": inputs.sha256}
         hf_export.save(hf_export.calibrated(made, cfg, inputs.calibration, quant, theta, made_by),
                        out / "export.npz")
         print(f"wrote {out / 'export.npz'}; next: leopard evaluate {out / 'export.npz'}")

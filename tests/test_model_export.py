@@ -3,6 +3,7 @@ was traced with (tiny, randomly initialized models of each family, built here), 
 file alone exactly as before, byte-reproducibly written, and refused with one line when malformed."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,11 @@ def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_only_co
     bare = _rewrite(folder / "a.npz", tmp_path / "no-data.npz",
                     model=np.array(json.dumps({"family": "encoder", "made_by": {"model": "x"}})))
     tiny_roberta(tmp_path / "encoder")
+    other = tmp_path / "other.csv"
+    other.write_text(Path(data).read_text().replace("good", "fine"))
     cases = [
+        (["evaluate", model, "--data", str(other), "--out", str(tmp_path / "a.json")],
+         f"data {other} differs from the data export {model} was made on (sha256)"),
         (["evaluate", model, "--dense-control", str(tmp_path / "encoder"), "--out", str(tmp_path / "a.json")],
          f"--dense-control {tmp_path / 'encoder'} is another kind of model"),
         (["trace", str(bare), "--sentences", "2", "--out", str(tmp_path / "a.json")],
