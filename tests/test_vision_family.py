@@ -190,8 +190,10 @@ def test_vision_threshold_training_moves_the_thresholds():
 
 def test_the_vision_family_runs_end_to_end_on_the_command_line(tmp_path):
     """train-vit on a tiny IDX set learns it; train (the family read from the model's config) learns
-    thresholds on the trained ViT (with distillation) and train-model its dense control beside; trace-model traces it with those thresholds and the control; the trace
-    runs exactly on the emitted Verilog (Icarus, random stalls)."""
+    thresholds on the trained ViT (with distillation) and exports it, and train-model its dense control
+    beside; trace-model traces it with those thresholds and the control; the trace runs exactly on the
+    emitted Verilog (Icarus, random stalls); trace of the export gives the same trace and evaluate scores
+    every test image."""
     data = str(write_idx_set(tmp_path / "set"))
     vit = tmp_path / "vit"
     assert main(["train-vit", "--data", data, "--layers", "1", "--heads", "2", "--hidden", "8", "--mlp", "16",
@@ -218,6 +220,15 @@ def test_the_vision_family_runs_end_to_end_on_the_command_line(tmp_path):
     assert main(["sim", "--trace", str(out / "trace.npz"), "--sim", "icarus", "--stalls",
                  "--out", str(tmp_path / "sim.json")]) == 0
     assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
+    exported = str(tmp_path / "pruned" / "export.npz")
+    assert main(["trace", exported, "--sentences", "4", "--out", str(tmp_path / "again.npz")]) == 0
+    again = trace_file.load(tmp_path / "again.npz")
+    for name in ("q", "k", "v", "valid_len", "threshold", "scale"):
+        assert np.array_equal(getattr(again, name), getattr(trace, name)), name
+    assert main(["evaluate", exported, "--out", str(tmp_path / "evaluation.json")]) == 0
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["family"] == "vision"
+    assert evaluation["image_classification"]["images"] == trained["test_images"]
     assert main(["golden", "--trace", str(out / "trace.npz"), "--out", str(out / "golden.json")]) == 0
     assert main(["model-table", str(out), "--out", str(tmp_path / "table.md")]) == 0
     golden_report = json.loads((out / "golden.json").read_text())
