@@ -164,3 +164,28 @@ def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_only_co
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1, error
         assert not (tmp_path / "a").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_a_decoder_trains_exports_traces_and_evaluates_on_the_command_line(tmp_path):
+    """train on a tiny Llama checkpoint (grouped-query attention) writes export.npz beside the model;
+    trace of it is causal and shares keys per group as trace-model's is, array for array; evaluate scores
+    next-token accuracy and perplexity over every test sentence."""
+    tiny("decoder").save_pretrained(tmp_path / "llama")
+    tokenizer().save_pretrained(tmp_path / "llama")
+    data = str(tiny_csv(tmp_path / "reviews.csv"))
+    common = ["--data", data, *DATA]
+    assert main(["train", "--model", str(tmp_path / "llama"), *common, "--soft-steps", "2", "--hard-steps", "1",
+                 "--calibration-sentences", "8", "--out", str(tmp_path / "run")]) == 0
+    exported = str(tmp_path / "run" / "export.npz")
+    assert main(["trace", exported, "--sentences", "3", "--out", str(tmp_path / "a.npz")]) == 0
+    assert main(["trace-model", "--model", str(tmp_path / "run" / "model"), *common, "--sentences", "3",
+                 "--calibration-sentences", "8", "--thresholds", str(tmp_path / "run" / "thresholds.json"),
+                 "--out", str(tmp_path / "b")]) == 0
+    first, second = trace_file.load(tmp_path / "a.npz"), trace_file.load(tmp_path / "b" / "trace.npz")
+    assert first.causal and first.kv_group is not None
+    for name in ("q", "k", "v", "valid_len", "threshold", "scale", "kv_group"):
+        assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    assert main(["evaluate", exported, "--out", str(tmp_path / "evaluation.json")]) == 0
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["family"] == "decoder" and evaluation["kv_heads"] == 2
+    assert {"next_token_accuracy", "perplexity"} <= set(evaluation["language_model"])
