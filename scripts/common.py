@@ -15,10 +15,12 @@ from leopard.hw.errors import LeopardError
 from leopard.model.reference import trace as trace_file
 
 
-def add_config_options(parser: argparse.ArgumentParser, *, default: str | None = "minilm") -> None:
-    """``--preset NAME`` or ``--config FILE.json`` (mutually exclusive)."""
+def add_config_options(parser: argparse.ArgumentParser, *, default: str | None = "minilm",
+                       default_help: str | None = None) -> None:
+    """``--preset NAME`` or ``--config FILE.json`` (mutually exclusive); ``default_help`` says what the
+    default is when it is not just ``default``."""
     group = parser.add_mutually_exclusive_group()
-    hint = f" (default: {default})" if default else ""
+    hint = f" (default: {default_help or default})" if default else ""
     group.add_argument("--preset", metavar="NAME", help=f"named engine config{hint}")
     group.add_argument("--config", metavar="FILE", help="engine config as JSON")
     parser.set_defaults(default_preset=default)

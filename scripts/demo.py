@@ -20,6 +20,7 @@ from pathlib import Path
 from leopard.hw.errors import LeopardError
 from leopard.hw.files import write_json
 from leopard.model.reference.run_report import summarize
+from leopard.model.training.runtime import torch_ready
 from leopard.scripts.common import integer
 from leopard.scripts.paths import Output, declare
 
@@ -73,6 +74,12 @@ def run_demo(args: argparse.Namespace) -> int:
     export = Path(args.export)
     if not export.exists():
         raise LeopardError(f"export {export} not found; produce one with `leopard train` (docs/training.md)")
+    torch_ready()
+    from leopard.model.training import export as export_file
+
+    if export_file.version_of(export) == export_file.MODEL_VERSION:
+        raise LeopardError(f"export {export} holds a transformers model (version 3); the demo runs the "
+                           "project's BERT: give its export, or run leopard evaluate and trace on this one")
     run.mkdir(parents=True, exist_ok=True)
     if SWEEP.exists():
         shutil.copyfile(SWEEP, run / "sweep.json")

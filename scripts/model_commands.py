@@ -37,7 +37,7 @@ DATA_OPTIONS = ("data", "text_column", "label_column", "group_column", "split_se
 CALIBRATING = ("prune", "calibration_sentences", "thresholds", "clip_percentile", "clip_q_percentile",
                "key_block", "preset", "config")
 """``trace-model``'s options that make the scales and thresholds, which an export given as ``--model``
-already holds."""
+already holds (as it holds the data options but ``--data``)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -71,8 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add("--threads", type=integer(1), help="torch threads (default: every core)")
     declare(parser, inputs=("config", "data", "model", "thresholds", "dense_control"),
             outputs=(Output("out", folder=True), Output("export_out", flag="--export")))
-    parser.set_defaults(run=run_trace_model,
-                        calibrating={name: parser.get_default(name) for name in CALIBRATING})
+    parser.set_defaults(run=run_trace_model, export_defaults={
+        name: parser.get_default(name) for name in (*CALIBRATING, *DATA_OPTIONS[1:])})
 
     parser = commands.add_parser(
         "train-model", help="learn per-head thresholds on a transformers decoder, encoder or vision "
@@ -172,7 +172,8 @@ def _inputs(args: argparse.Namespace, made: HFModel, calibration: int, test: int
     if made.family == "vision":
         channels = getattr(made.model.config, "num_channels", 1)
         if channels != 1:
-            raise LeopardError(f"--model {args.model} takes {channels} image channels; the images are read "
+            model = getattr(args, "model", None) or args.export
+            raise LeopardError(f"--model {model} takes {channels} image channels; the images are read "
                                "as one grayscale channel, so give a model with num_channels 1")
         found = images.load(args.data or images.FASHION_MNIST)
         name, digest, train, held_out = found.name, found.sha256, found.train, found.test
@@ -226,10 +227,12 @@ def run_trace_model(args: argparse.Namespace) -> None:
     from leopard.model.training import hf_export, hf_figures, hf_trace
     from leopard.model.training.hf_models import NOUNS
 
+    _check_export_path(args)
     source_model = hf_export.find(args.model)
     exported = source_model.export
     if exported is not None:
         _check_export_options(args)
+        args = _with_recorded_data(args, source_model, args.model)
     cfg = _engine_config(args, source_model) if exported is None else exported.config
     hf_trace.check_config(source_model, cfg, args.max_tokens)
     evaluate = args.evaluate or args.sentences
@@ -305,24 +308,32 @@ def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _exported(args: argparse.Namespace) -> tuple[ModelSource, argparse.Namespace]:
-    """``leopard evaluate``/``trace``'s version 3 export and the data options it records (its ``--data``
-    if given: the file moved) with the command's own."""
+    """``leopard evaluate``/``trace``'s version 3 export and the command's options with the data options
+    the export records (``_with_recorded_data``)."""
     from leopard.model.training import hf_export
 
     source = hf_export.load(args.export)
     given = config_from_args(args)
     if given is not None and given != source.export.config:
         raise LeopardError(f"export {args.export} was made for another engine config; drop --preset/--config")
+    return source, _with_recorded_data(args, source, args.export)
+
+
+def _with_recorded_data(args: argparse.Namespace, source: ModelSource, name: str) -> argparse.Namespace:
+    """``args`` with the data options the export ``name`` records (its ``--data`` if given: the file
+    moved), refused when the export records none or when the data's sha256 differs from the recorded."""
     recorded = source.export.made_by.get("data")
     if not isinstance(recorded, dict) or set(recorded) != set(DATA_OPTIONS):
-        raise LeopardError(f"export {args.export} does not record its data; trace it with leopard "
-                           "trace-model --model and the data options")
+        raise LeopardError(f"export {name} does not record its data; trace it with leopard trace-model "
+                           "--model and the data options")
     options = argparse.Namespace(**{**vars(args), **recorded, "data": args.data or recorded["data"]})
     recorded_sha256 = source.export.made_by.get("data_sha256")
     if recorded_sha256 is not None and _data_sha256(options, source.family) != recorded_sha256:
-        raise LeopardError(f"data {options.data} differs from the data export {args.export} was made on "
-                           "(sha256); pass the same data with --data")
-    return source, options
+        raise LeopardError(f"data {options.data} differs from the data export {name} was made on (sha256); "
+                           "pass the same data with --data")
+    if source.is_classifier():
+        source.check_classes(_classes(options))
+    return options
 
 
 def _data_sha256(args: argparse.Namespace, family: str) -> str:
@@ -350,11 +361,19 @@ def evaluate_model_export(args: argparse.Namespace) -> None:
     if source.family == "encoder" and not source.is_classifier():
         raise LeopardError(f"export {args.export} is a bare encoder, which has no task to evaluate; trace it "
                            "with leopard trace")
+    if args.dense_control is not None and args.dense_control.endswith(".npz"):
+        from leopard.model.training import export
+
+        if export.version_of(args.dense_control) != export.MODEL_VERSION:
+            raise LeopardError(f"--dense-control {args.dense_control} is an export of the project's BERT; "
+                               "the control of a transformers model is its own export or checkpoint folder")
     found = None if args.dense_control is None else hf_export.find(args.dense_control)
     kinds = [(model.family, model.is_classifier()) for model in (source, found) if model is not None]
     if len(set(kinds)) > 1:
         raise LeopardError(f"--dense-control {args.dense_control} is another kind of model; give the dense "
                            "control of the same training")
+    if found is not None and found.is_classifier():
+        found.check_classes(_classes(options))
     made = _load_exported(source)
     control = None if found is None else found.load()
     options.seed = 0
@@ -402,13 +421,27 @@ def _quant_settings(args: argparse.Namespace) -> Any:
                          clip_q_percentile=args.clip_q_percentile)
 
 
+def _check_export_path(args: argparse.Namespace) -> None:
+    """Refuse an ``--export`` path that ``--model`` would not read back, or that ``--out`` also writes."""
+    if args.export_out is None:
+        return
+    path = Path(args.export_out)
+    if path.suffix != ".npz":
+        raise LeopardError(f"--export {path}: name it FILE.npz, as --model takes an export")
+    if path.resolve() in {(Path(args.out) / name).resolve() for name in ("trace.npz", "model-trace.json")}:
+        raise LeopardError(f"--export {path} is a file that --out {args.out} writes; write it elsewhere")
+
+
 def _check_export_options(args: argparse.Namespace) -> None:
-    """Refuse the options that make scales and thresholds when ``--model`` is an export, which holds them."""
-    for name, default in args.calibrating.items():
+    """Refuse the options that make scales and thresholds when ``--model`` is an export, which holds them,
+    and the data options but ``--data``, which it records."""
+    for name, default in args.export_defaults.items():
         if getattr(args, name) != default:
             option = "--" + name.replace("_", "-")
-            raise LeopardError(f"{option} makes scales and thresholds, which the export {args.model} holds: "
-                               "drop it, or give the checkpoint to calibrate again")
+            held = ("its data options (--data: where the data file moved)" if name in DATA_OPTIONS
+                    else "scales and thresholds")
+            raise LeopardError(f"{option}: the export {args.model} holds {held}; drop it, or give the "
+                               "checkpoint to trace it anew")
 
 
 def _learned_thresholds(path: str) -> Any:
@@ -428,9 +461,12 @@ def _learned_thresholds(path: str) -> Any:
 
 
 def run_train_model(args: argparse.Namespace) -> None:
-    from leopard.model.training import hf_export
+    from leopard.model.training import hf_models
 
-    train_found_model(args, hf_export.find(args.model))
+    if args.model.endswith(".npz"):
+        raise LeopardError(f"--model {args.model}: an export is traced and evaluated, not trained; train "
+                           "from the checkpoint folder it came from")
+    train_found_model(args, hf_models.find(args.model))
 
 
 def train_found_model(args: argparse.Namespace, source_model: ModelSource, export: bool = False) -> None:

@@ -49,7 +49,8 @@ TASKS = ("classification", "language-modelling", "image-classification")
 
 def _add_train_options(parser: argparse.ArgumentParser, *, any_model: bool = False) -> None:
     """The options of ``sweep`` (a BERT checkpoint) or, with ``any_model``, of ``train`` (any family)."""
-    add_config_options(parser)
+    add_config_options(parser, default_help="minilm; a hooked model: the preset with its head dim"
+                       if any_model else None)
     add_data_options(parser, override=False, images=any_model)
     add = parser.add_argument
     add("--epochs", type=number(0), default=DEFAULTS["epochs"],

@@ -79,6 +79,8 @@ CASES = [
      "--task image-classification does not fit MiniLM, a BERT checkpoint: its task is classification"),
     ("sweep", ["sweep", "--model", "smollm2", "--out", "{out}"], "leopard sweep trains BERT checkpoint folders"),
     ("train-model", ["train-model", "--soft-steps", "0", "--out", "{out}"], "--soft-steps must be at least 1"),
+    ("train-model", ["train-model", "--model", "{dir}/model.npz", "--out", "{out}"],
+     "an export is traced and evaluated, not trained"),
     ("model-table", ["model-table", "{dir}", "--out", "{out}"], "no model-trace.json; give folders"),
     ("model-table", ["model-table", "{dir}/model-run", "--out", "{dir}/model-run/model-trace.md"],
      "would replace a file of the run"),

@@ -83,11 +83,11 @@ def traced(tmp_path_factory):
 
 
 def test_trace_model_takes_its_export_back_and_gives_the_same_trace_and_figures(traced):
-    folder, data = traced
+    folder, _ = traced
     assert (folder / "a.npz").read_bytes() == (folder / "b.npz").read_bytes()
     out = folder / "from-export"
-    assert main(["trace-model", "--model", str(folder / "a.npz"), "--data", data, *DATA, "--sentences", "4",
-                 "--evaluate", "12", "--out", str(out)]) == 0
+    assert main(["trace-model", "--model", str(folder / "a.npz"), "--sentences", "4", "--evaluate", "12",
+                 "--out", str(out)]) == 0
     before, after = (json.loads((path / "model-trace.json").read_text()) for path in (folder / "trace-a", out))
     assert after["export"] == str(folder / "a.npz") and after["calibration_sentences"] == 16
     for key in ("text_classification", "threshold_int", "scores_pruned", "quantization", "config"):
@@ -147,16 +147,30 @@ def test_an_export_refuses_what_makes_scales_and_thresholds_and_the_bert_only_co
          f"--dense-control {tmp_path / 'encoder'} is another kind of model"),
         (["trace", str(bare), "--sentences", "2", "--out", str(tmp_path / "a.json")],
          f"export {bare} does not record its data; trace it with leopard trace-model --model"),
-        (["trace-model", "--model", model, "--data", data, *DATA, "--prune", "0.5", "--out", str(tmp_path / "a")],
-         f"--prune makes scales and thresholds, which the export {model} holds"),
-        (["trace-model", "--model", model, "--data", data, *DATA, "--preset", "tiny", "--out", str(tmp_path / "a")],
-         "--preset makes scales and thresholds"),
+        (["trace-model", "--model", model, "--prune", "0.5", "--out", str(tmp_path / "a")],
+         f"--prune: the export {model} holds scales and thresholds; drop it"),
+        (["trace-model", "--model", model, "--preset", "tiny", "--out", str(tmp_path / "a")],
+         f"--preset: the export {model} holds scales and thresholds"),
+        (["trace-model", "--model", model, "--max-tokens", "6", "--out", str(tmp_path / "a")],
+         f"--max-tokens: the export {model} holds its data options (--data: where the data file moved)"),
+        (["trace-model", "--model", model, "--data", str(other), "--out", str(tmp_path / "a")],
+         f"data {other} differs from the data export {model} was made on (sha256)"),
         (["evaluate", model, "--preset", "small", "--out", str(tmp_path / "a.json")],
          f"export {model} was made for another engine config; drop --preset/--config"),
+        (["demo", "--export", model, "--out", str(tmp_path / "a")],
+         f"export {model} holds a transformers model (version 3); the demo runs the project's BERT"),
         (["requantize", model, "--out", str(tmp_path / "a.json")],
          "a transformers model's export, not the project's BERT; give it to leopard evaluate, leopard trace or"),
         (["trace-model", "--model", str(folder / "classifier"), "--data", data, *DATA, "--preset", "tiny",
           "--out", str(tmp_path / "a"), "--export", str(tmp_path)], "--export " + str(tmp_path) + " is a folder"),
+        (["trace-model", "--model", str(folder / "classifier"), "--out", str(tmp_path / "a"), "--export",
+          str(tmp_path / "m.bin")], f"--export {tmp_path / 'm.bin'}: name it FILE.npz"),
+        (["trace-model", "--model", str(folder / "classifier"), "--out", str(tmp_path / "a"), "--export",
+          str(tmp_path / "a" / "trace.npz")], "is a file that --out " + str(tmp_path / "a") + " writes"),
+        (["evaluate", model, "--dense-control", str(_rewrite(folder / "a.npz", tmp_path / "bert.npz",
+                                                              version=np.array(2))),
+          "--out", str(tmp_path / "a.json")], "is an export of the project's BERT; the control of a "
+                                              "transformers model is its own export or checkpoint folder"),
     ]
     capsys.readouterr()
     for argv, message in cases:

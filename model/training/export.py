@@ -209,6 +209,9 @@ def load(path: str | Path) -> Export:
 def load_dense_control(path: str | Path, made: Export) -> Export:
     """The dense control of ``made`` (``leopard train --dense-control``): refused when it was trained with
     thresholds or on other data."""
+    if version_of(path) == MODEL_VERSION:
+        raise LeopardError(f"--dense-control {path} is a transformers model's export; the control of a BERT "
+                           "export is the export of `leopard train --dense-control`")
     control = load(path)
     if control.training.get("prune", True):
         raise LeopardError(f"--dense-control {path} was trained with thresholds; give the export of "
