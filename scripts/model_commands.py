@@ -256,11 +256,7 @@ def run_trace_model(args: argparse.Namespace) -> None:
     if control_source is not None and bare:
         raise LeopardError("--dense-control compares task figures: give a decoder, a text classifier "
                            "(leopard train-model's model folder) or an image classifier")
-    if source_model.is_classifier():
-        classes = _classes(args)
-        for found in (source_model, control_source):
-            if found is not None:
-                found.check_classes(classes)
+    _check_classes(args, source_model, control_source)
     progress(f"loading {args.model} ({source_model.family}, {source_model.layers} layers)")
     made = source_model.load()
     control = None if control_source is None else control_source.load()
@@ -331,8 +327,6 @@ def _with_recorded_data(args: argparse.Namespace, source: ModelSource, name: str
     if recorded_sha256 is not None and _data_sha256(options, source.family) != recorded_sha256:
         raise LeopardError(f"data {options.data} differs from the data export {name} was made on (sha256); "
                            "pass the same data with --data")
-    if source.is_classifier():
-        source.check_classes(_classes(options))
     return options
 
 
@@ -372,8 +366,7 @@ def evaluate_model_export(args: argparse.Namespace) -> None:
     if len(set(kinds)) > 1:
         raise LeopardError(f"--dense-control {args.dense_control} is another kind of model; give the dense "
                            "control of the same training")
-    if found is not None and found.is_classifier():
-        found.check_classes(_classes(options))
+    _check_classes(options, source, found)
     made = _load_exported(source)
     control = None if found is None else found.load()
     options.seed = 0
@@ -547,6 +540,16 @@ def train_model_settings(args: argparse.Namespace, family: str) -> tuple[ModelTr
     )
     settings.check()
     return settings, epochs
+
+
+def _check_classes(args: argparse.Namespace, source: ModelSource, control: ModelSource | None) -> None:
+    """A one-line error when the model, a sentence classifier, or its control classifies another number of
+    classes than ``--data`` has."""
+    if source.is_classifier():
+        classes = _classes(args)
+        for found in (source, control):
+            if found is not None:
+                found.check_classes(classes)
 
 
 def _classes(args: argparse.Namespace) -> int:
